@@ -1,0 +1,263 @@
+//! `govledger bench`: the project's benchmark, run against a real server over
+//! real gRPC connections, with real fsync.
+//!
+//! Phases: (1) durable single appends from many concurrent clients, each on
+//! its own connection, each waiting for its acknowledgement before sending
+//! the next (throughput, p50/p99/max latency); (2) AppendBatch of 1,000
+//! events from a few clients (entries/s); (3) VerifyChain over the whole log,
+//! reading from disk (entries/s).
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    Ledger, LedgerConfig,
+    proto::v1::{
+        AppendBatchRequest, AppendRequest, BatchItem, Direction, EvalKind, EvalRecorded, Event,
+        Metric, Source, VerifyChainRequest, event::Kind, ledger_client::LedgerClient,
+    },
+};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Concurrent clients for single appends, each on its own connection.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Appends each client makes (after a warm-up of 20).
+    #[arg(long, default_value_t = 500)]
+    pub appends_per_client: usize,
+    /// Concurrent clients sending AppendBatch.
+    #[arg(long, default_value_t = 2)]
+    pub batch_clients: usize,
+    /// Batches of 1,000 events each batch client sends.
+    #[arg(long, default_value_t = 100)]
+    pub batches_per_client: usize,
+    /// Data directory for the benchmark ledger (default: a fresh temporary one).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Benchmark a running server at this address instead of an in-process one.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}
+
+/// A realistic event: an eval result of a few metrics (about 300 bytes).
+pub fn sample_event(client: usize, n: usize) -> Event {
+    Event {
+        kind: Some(Kind::EvalRecorded(EvalRecorded {
+            subject: format!("bench/team-{}/prompt-{}", client % 8, client),
+            version: format!("v{}", n % 50 + 1),
+            suite: "regression".into(),
+            eval_kind: EvalKind::ModelGraded as i32,
+            metrics: vec![
+                Metric {
+                    name: "accuracy".into(),
+                    value: 0.91,
+                    threshold: 0.85,
+                    direction: Direction::HigherIsBetter as i32,
+                },
+                Metric {
+                    name: "toxicity".into(),
+                    value: 0.01,
+                    threshold: 0.05,
+                    direction: Direction::LowerIsBetter as i32,
+                },
+            ],
+            dataset_digest: blake3::hash(b"dataset").as_bytes().to_vec(),
+            sample_size: 200,
+            grader_model: "gpt-4o-2024-08-06".into(),
+            run_ref: format!("https://ci.example.com/runs/{client}/{n}"),
+            source: Some(Source {
+                commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                branch: "main".into(),
+                system: "github-actions".into(),
+                ..Source::default()
+            }),
+        })),
+    }
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(args))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
+    let _temp;
+    let (addr, server) = match args.addr {
+        Some(addr) => (addr, None),
+        None => {
+            let dir = match &args.data_dir {
+                Some(dir) => dir.clone(),
+                None => {
+                    let temp = tempfile::Builder::new()
+                        .prefix("govledger-bench")
+                        .tempdir_in(".")?;
+                    let path = temp.path().to_path_buf();
+                    _temp = temp;
+                    path
+                }
+            };
+            let ledger = Ledger::open(LedgerConfig::new(&dir))?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let handle = tokio::spawn(crate::server::run(listener, ledger, async {
+                let _ = stopped.await;
+            }));
+            println!(
+                "bench: in-process server on {addr}, data in {}",
+                dir.display()
+            );
+            (addr, Some((stop, handle)))
+        }
+    };
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
+
+    let (count, elapsed, mut latencies) =
+        single_appends(&endpoint, args.clients, args.appends_per_client).await?;
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "append    {:>3} clients  {:>8} entries  {:>9.0} entries/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
+        args.clients,
+        count,
+        count as f64 / elapsed.as_secs_f64(),
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*latencies.last().expect("latencies")),
+    );
+
+    let (entries, elapsed) =
+        batch_appends(&endpoint, args.batch_clients, args.batches_per_client).await?;
+    println!(
+        "batch     {:>3} clients  {:>8} entries  {:>9.0} entries/s  (batches of 1000)",
+        args.batch_clients,
+        entries,
+        entries as f64 / elapsed.as_secs_f64()
+    );
+
+    let mut client = LedgerClient::new(endpoint.connect().await?);
+    let started = Instant::now();
+    let report = client
+        .verify_chain(VerifyChainRequest::default())
+        .await?
+        .into_inner();
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        report.valid,
+        "verification failed: entry {}: {}",
+        report.first_bad_sequence,
+        report.reason
+    );
+    println!(
+        "verify             {:>8} entries  {:>9.0} entries/s  ({:.3} s, from disk)",
+        report.entries_checked,
+        report.entries_checked as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+
+    if let Some((stop, handle)) = server {
+        let _ = stop.send(());
+        handle.await.context("server task")??;
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn connect(endpoint: &Endpoint) -> anyhow::Result<LedgerClient<Channel>> {
+    Ok(LedgerClient::new(
+        endpoint.connect().await.context("connecting")?,
+    ))
+}
+
+async fn single_appends(
+    endpoint: &Endpoint,
+    clients: usize,
+    per_client: usize,
+) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
+    const WARM_UP: usize = 20;
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connected.push(connect(endpoint).await?);
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let mut tasks = Vec::with_capacity(clients);
+    for (c, mut client) in connected.into_iter().enumerate() {
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..WARM_UP {
+                client
+                    .append(AppendRequest {
+                        event: Some(sample_event(c, n)),
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+            barrier.wait().await;
+            let mut latencies = Vec::with_capacity(per_client);
+            for n in 0..per_client {
+                let started = Instant::now();
+                client
+                    .append(AppendRequest {
+                        event: Some(sample_event(c, n)),
+                        ..Default::default()
+                    })
+                    .await?;
+                latencies.push(started.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    barrier.wait().await;
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(clients * per_client);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok((latencies.len(), started.elapsed(), latencies))
+}
+
+async fn batch_appends(
+    endpoint: &Endpoint,
+    clients: usize,
+    batches: usize,
+) -> anyhow::Result<(usize, Duration)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = connect(endpoint).await?;
+        tasks.push(tokio::spawn(async move {
+            let items: Vec<BatchItem> = (0..1000)
+                .map(|n| BatchItem {
+                    event: Some(sample_event(c, n)),
+                    ..Default::default()
+                })
+                .collect();
+            for _ in 0..batches {
+                let request = AppendBatchRequest {
+                    items: items.clone(),
+                    expected_head_sequence: None,
+                };
+                client.append_batch(request).await?;
+            }
+            anyhow::Ok(batches * 1000)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok((total, started.elapsed()))
+}

@@ -1,0 +1,13 @@
+//! The governance vocabulary as values that can only be obtained by parsing.
+//!
+//! Every rule a request must meet lives here; `api` only maps wire messages
+//! onto these parsers, and `journal` only ever sees bytes that passed them.
+
+mod event;
+mod kind;
+mod names;
+mod validate;
+
+pub use event::{AppendItem, MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_EVENT_BYTES, ValidEvent};
+pub use kind::EventKind;
+pub use names::{ActorName, IdempotencyKey, SubjectName};

@@ -1,0 +1,397 @@
+//! The [`Ledger`] handle: opening and recovering a data directory, appends
+//! through the single writer thread, and reads.
+
+mod query;
+mod writer;
+
+use std::{
+    fs::{self, File, TryLockError},
+    ops::ControlFlow,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+    thread,
+    time::Instant,
+};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use query::{Query, QueryIter};
+pub use writer::Appended;
+
+use self::writer::{Command, Writer};
+use crate::{
+    LedgerError,
+    domain::{ActorName, AppendItem},
+    error::IoContext,
+    hash::EntryHash,
+    index::{Catalog, CatalogEntry},
+    journal::{
+        self, JournalReader, JournalWriter, RecordPos, StoredEntry, format::parse_header_view,
+    },
+    verify::{ChainCursor, ChainFault, verify_run},
+};
+
+/// How a ledger is opened.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    pub data_dir: PathBuf,
+    /// A segment file is closed and a new one started past this size.
+    pub max_segment_bytes: u64,
+}
+
+impl LedgerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> LedgerConfig {
+        LedgerConfig {
+            data_dir: data_dir.into(),
+            max_segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The last entry of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// 0 for an empty log.
+    pub sequence: u64,
+    pub hash: EntryHash,
+    /// `i64::MIN` for an empty log.
+    pub recorded_at_us: i64,
+}
+
+impl From<ChainCursor> for Head {
+    fn from(c: ChainCursor) -> Head {
+        Head {
+            sequence: c.last_sequence(),
+            hash: c.prev_hash,
+            recorded_at_us: c.last_recorded_at_us,
+        }
+    }
+}
+
+/// The outcome of verifying a range of the chain.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    pub from: u64,
+    pub to: u64,
+    pub checked: u64,
+    pub fault: Option<ChainFault>,
+    /// Hash of entry `to` (when valid).
+    pub head_hash: EntryHash,
+}
+
+/// A handle on an open ledger. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    reader: Arc<JournalReader>,
+    /// Indexes over every acknowledged entry; extended by the writer.
+    catalog: Arc<RwLock<Catalog>>,
+    /// Appends go to the writer thread through this queue, in order.
+    commands: mpsc::Sender<Command>,
+    /// The acknowledged head: published by the writer after an append is
+    /// durable and indexed, so whatever it names is readable.
+    head: watch::Receiver<Head>,
+    /// Why the writer stopped, if it failed (fail-stop).
+    failure: Arc<Mutex<Option<String>>>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Held (with an exclusive lock) for as long as the ledger is open.
+    _lock: File,
+}
+
+/// How many append commands may wait for the writer before appends wait.
+const QUEUE_DEPTH: usize = 16 * 1024;
+
+impl Ledger {
+    /// Opens the ledger in `config.data_dir`, creating it if needed: locks the
+    /// directory, verifies the whole journal (cutting a torn tail, refusing
+    /// damage), brings the indexes up to date, and starts the writer.
+    pub fn open(config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        let started = Instant::now();
+        let data_dir = config.data_dir.clone();
+        fs::create_dir_all(&data_dir)
+            .context(|| format!("creating data directory {}", data_dir.display()))?;
+        let lock = lock_data_dir(&data_dir)?;
+
+        let mut catalog = Catalog::default();
+        let mut unreadable = None;
+        let recovery = journal::recover(&data_dir, true, |records, positions| {
+            for (record, &pos) in records.iter().zip(positions) {
+                match parse_header_view(record.header) {
+                    Ok(view) => catalog.push(&CatalogEntry::of_view(&view, pos)),
+                    Err(reason) => {
+                        unreadable.get_or_insert(LedgerError::Corrupt {
+                            sequence: catalog.len() + 1,
+                            reason,
+                        });
+                    }
+                }
+            }
+        })?;
+        if let Some(error) = unreadable {
+            return Err(error);
+        }
+        catalog.truncate(recovery.cursor.last_sequence());
+        if let Some(d) = &recovery.dropped {
+            tracing::warn!(
+                segment = %d.segment.display(),
+                offset = d.offset,
+                bytes = d.bytes,
+                unfinished_group_entries = d.whole_entries,
+                head = recovery.cursor.last_sequence(),
+                "journal had a torn tail (a write that was never acknowledged); cut it off"
+            );
+        }
+        let reader = Arc::new(JournalReader::new(&data_dir));
+        let catalog = Arc::new(RwLock::new(catalog));
+
+        let head = Head::from(recovery.cursor);
+        let (head_tx, head_rx) = watch::channel(head);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let failure = Arc::new(Mutex::new(None));
+        let journal = JournalWriter::open(&data_dir, &recovery, config.max_segment_bytes)?;
+        let writer = Writer::new(
+            journal,
+            catalog.clone(),
+            reader.clone(),
+            recovery.cursor,
+            head_tx,
+            failure.clone(),
+        );
+        let handle = thread::Builder::new()
+            .name("govledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .context(|| "starting the writer thread".into())?;
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            head = head.sequence,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ledger open"
+        );
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                data_dir,
+                reader,
+                catalog,
+                commands: tx,
+                head: head_rx,
+                failure,
+                writer: Mutex::new(Some(handle)),
+                _lock: lock,
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// Appends `items` as one atomic group, as `actor`. Returns once the
+    /// entries are durable and visible to every later read. `batch` only
+    /// shapes field paths in errors (`items[3].…`).
+    pub async fn append(
+        &self,
+        actor: ActorName,
+        items: Vec<AppendItem>,
+        expected_head: Option<u64>,
+        batch: bool,
+    ) -> Result<Appended, LedgerError> {
+        let (reply, response) = oneshot::channel();
+        let command = Command::Append {
+            actor,
+            items,
+            expected_head,
+            batch,
+            reply,
+        };
+        if self.inner.commands.send(command).await.is_err() {
+            return Err(self.stopped_error());
+        }
+        response.await.unwrap_or_else(|_| Err(self.stopped_error()))
+    }
+
+    fn stopped_error(&self) -> LedgerError {
+        match self.inner.failure.lock().expect("failure lock").clone() {
+            Some(reason) => LedgerError::WriterFailed(reason),
+            None => LedgerError::ShuttingDown,
+        }
+    }
+
+    /// The acknowledged head.
+    pub fn head(&self) -> Head {
+        *self.inner.head.borrow()
+    }
+
+    /// A receiver that sees every change of the acknowledged head.
+    pub fn watch_head(&self) -> watch::Receiver<Head> {
+        self.inner.head.clone()
+    }
+
+    /// One acknowledged entry. Blocking (a positional read).
+    pub fn entry(&self, sequence: u64) -> Result<StoredEntry, LedgerError> {
+        let head = self.head().sequence;
+        if sequence == 0 || sequence > head {
+            return Err(LedgerError::NotFound(format!(
+                "entry {sequence} does not exist (the head is {head})"
+            )));
+        }
+        let pos = self.position(sequence)?;
+        self.inner.reader.read(pos)
+    }
+
+    fn position(&self, sequence: u64) -> Result<RecordPos, LedgerError> {
+        self.inner
+            .catalog
+            .read()
+            .expect("catalog lock")
+            .position(sequence)
+            .ok_or_else(|| LedgerError::Corrupt {
+                sequence,
+                reason: "acknowledged but missing from the index".into(),
+            })
+    }
+
+    /// Entries matching `query` among the first `up_to`, ascending. Blocking.
+    pub fn query(&self, query: Query, up_to: u64) -> Result<QueryIter, LedgerError> {
+        Ok(QueryIter::new(
+            self.inner.catalog.clone(),
+            self.inner.reader.clone(),
+            query,
+            up_to,
+        ))
+    }
+
+    /// Verifies entries `from..=to` (0 = 1 / the head) from the journal files
+    /// on disk. Blocking.
+    pub fn verify(&self, from: u64, to: u64) -> Result<VerifyReport, LedgerError> {
+        let head = self.head();
+        let from = from.max(1);
+        let to = if to == 0 { head.sequence } else { to };
+        if to > head.sequence {
+            return Err(LedgerError::invalid(
+                "to_sequence",
+                format!("must be at most the head sequence {}", head.sequence),
+            ));
+        }
+        if to == 0 {
+            return Ok(VerifyReport {
+                from,
+                to,
+                checked: 0,
+                fault: None,
+                head_hash: EntryHash::GENESIS,
+            });
+        }
+        if from > to {
+            return Err(LedgerError::invalid(
+                "from_sequence",
+                format!("must be at most to_sequence {to}"),
+            ));
+        }
+        let mut cursor = if from == 1 {
+            ChainCursor::genesis()
+        } else {
+            // The range is anchored on the stored hash of the entry before it.
+            let before = self.entry(from - 1)?;
+            ChainCursor {
+                next_sequence: from,
+                prev_hash: before.hash,
+                last_recorded_at_us: before.envelope.recorded_at_us,
+            }
+        };
+        let start = self.position(from)?;
+        let mut fault = None;
+        let tail = journal::scan_from(
+            &self.inner.data_dir,
+            start.segment,
+            start.offset,
+            from,
+            |records, _, _| {
+                let wanted = (to + 1 - cursor.next_sequence).min(records.len() as u64) as usize;
+                if let Err(f) = verify_run(&records[..wanted], &mut cursor) {
+                    fault = Some(f);
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(if cursor.next_sequence > to {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            },
+        )?;
+        if fault.is_none() && cursor.next_sequence <= to {
+            fault = Some(ChainFault {
+                sequence: cursor.next_sequence,
+                reason: match tail {
+                    journal::Tail::Malformed { reason, .. } => {
+                        format!("malformed record: {reason}")
+                    }
+                    journal::Tail::Partial { bytes, .. } => {
+                        format!("the journal ends {bytes} bytes into this entry")
+                    }
+                    _ => "missing from the journal".into(),
+                },
+            });
+        }
+        Ok(VerifyReport {
+            from,
+            to,
+            checked: cursor.next_sequence - from,
+            head_hash: if fault.is_none() {
+                cursor.prev_hash
+            } else {
+                EntryHash::GENESIS
+            },
+            fault,
+        })
+    }
+
+    /// Stops the writer after every queued append is done. Appends after
+    /// this fail with `ShuttingDown`.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Close { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        let handle = self.inner.writer.lock().expect("writer handle lock").take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn lock_data_dir(data_dir: &Path) -> Result<File, LedgerError> {
+    let path = data_dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .context(|| format!("opening lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LedgerError::Locked {
+            path: data_dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(e)) => {
+            Err(LedgerError::io(format!("locking {}", path.display()), e))
+        }
+    }
+}
+
+/// Verifies the journal of a stopped ledger without changing it. Fails with
+/// `Locked` while a server holds the directory, and with `Corrupt` naming
+/// the first damaged entry.
+pub fn verify_offline(data_dir: &Path) -> Result<journal::Recovery, LedgerError> {
+    let _lock = lock_data_dir(data_dir)?;
+    journal::recover(data_dir, false, |_, _| {})
+}

@@ -1,0 +1,42 @@
+//! govledger: an append-only, hash-chained, verifiable log of everything that
+//! happens to governed LLM assets, served over gRPC.
+//!
+//! # Layout
+//!
+//! - [`proto`]: code generated from `proto/` (the API and the stored event
+//!   schema). Nothing hand-written lives there.
+//! - [`domain`]: the governance vocabulary as values you can only obtain by
+//!   parsing: names, validated events, event kinds. All input rules live here.
+//! - [`hash`]: the hash-chain primitives (domain-separation prefixes, digest
+//!   newtypes, the entry hash).
+//! - [`journal`]: the durable record. Segment files of length-prefixed
+//!   records, the group-commit writer's file handling, the scanner that
+//!   verifies and recovers the journal at start-up, and positional reads.
+//!   It never interprets event payloads.
+//! - [`verify`]: chain verification over a run of records (parallel hashing,
+//!   sequential linkage), shared by start-up, `VerifyChain` and `govledger verify`.
+//! - [`index`]: secondary indexes in sled (by sequence, subject, kind, actor,
+//!   time, idempotency key). Always rebuildable from the journal.
+//! - [`ledger`]: the [`Ledger`] handle: opens and recovers a data dir, runs
+//!   the single writer thread (group commit), answers reads and queries.
+//! - [`api`]: the gRPC services. The only module that touches tonic and the
+//!   request/response messages; converts errors to `tonic::Status` in one place.
+//! - [`server`]: `run(listener, ledger, shutdown)`: serves the API, health and
+//!   reflection until `shutdown` completes.
+//! - [`bench`]: the `govledger bench` load generator.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod bench;
+pub mod domain;
+pub mod error;
+pub mod hash;
+pub mod index;
+pub mod journal;
+pub mod ledger;
+pub mod proto;
+pub mod server;
+pub mod verify;
+
+pub use error::LedgerError;
+pub use ledger::{Ledger, LedgerConfig};

@@ -1,0 +1,75 @@
+//! Serving the API until told to stop.
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Ledger,
+    api::{LedgerServer, LedgerService},
+    domain::MAX_BATCH_BYTES,
+    proto::FILE_DESCRIPTOR_SET,
+};
+
+/// Largest request or response message: a full batch plus framing.
+const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + (4 << 20);
+
+/// Serves the ledger, health and reflection on `listener` until `shutdown`
+/// completes; then stops accepting, ends subscriptions, lets in-flight
+/// requests finish, and closes the ledger (which finishes queued appends and
+/// releases the data directory).
+pub async fn run(
+    listener: TcpListener,
+    ledger: Ledger,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<LedgerServer<LedgerService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building reflection v1")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building reflection v1alpha")?;
+    let ledger_service = LedgerServer::new(LedgerService::new(ledger.clone(), cancel.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    // Small unary messages: never wait for Nagle's algorithm.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
+    let signal = {
+        let cancel = cancel.clone();
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            health
+                .set_not_serving::<LedgerServer<LedgerService>>()
+                .await;
+            cancel.cancel();
+        }
+    };
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ledger_service)
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await;
+    cancel.cancel();
+    ledger.close().await;
+    tracing::info!("ledger closed");
+    served.context("serving gRPC")
+}

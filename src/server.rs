@@ -1,6 +1,6 @@
 //! Serving the API until told to stop.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -14,8 +14,16 @@ use crate::{
     proto::FILE_DESCRIPTOR_SET,
 };
 
-/// Largest request or response message: a full batch plus framing.
-const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + (4 << 20);
+/// How long shutdown waits for connected clients to finish before closing
+/// them: one stuck client must not keep SIGTERM from working.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Largest request: a full batch plus framing (the batch rule itself is
+/// checked by the API, which names the field).
+const MAX_REQUEST_BYTES: usize = MAX_BATCH_BYTES + (4 << 20);
+/// Largest response: an AppendBatch answer carries every entry's payload and
+/// decoded event, twice the batch.
+const MAX_RESPONSE_BYTES: usize = 2 * MAX_BATCH_BYTES + (8 << 20);
 
 /// Serves the ledger, health and reflection on `listener` until `shutdown`
 /// completes; then stops accepting, ends subscriptions, lets in-flight
@@ -40,8 +48,8 @@ pub async fn run(
         .build_v1alpha()
         .context("building reflection v1alpha")?;
     let ledger_service = LedgerServer::new(LedgerService::new(ledger.clone(), cancel.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
     // Small unary messages: never wait for Nagle's algorithm.
     let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -49,6 +57,7 @@ pub async fn run(
             let _ = stream.set_nodelay(true);
         })
     });
+    let (fired, fired_rx) = tokio::sync::oneshot::channel();
     let signal = {
         let cancel = cancel.clone();
         let health = health.clone();
@@ -59,15 +68,28 @@ pub async fn run(
                 .set_not_serving::<LedgerServer<LedgerService>>()
                 .await;
             cancel.cancel();
+            let _ = fired.send(());
         }
     };
-    let served = tonic::transport::Server::builder()
+    let grace = async move {
+        match fired_rx.await {
+            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let serve = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ledger_service)
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await;
+        .serve_with_incoming_shutdown(incoming, signal);
+    let served = tokio::select! {
+        served = serve => served,
+        () = grace => {
+            tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "clients still connected after the grace period; closing");
+            Ok(())
+        }
+    };
     cancel.cancel();
     ledger.close().await;
     tracing::info!("ledger closed");

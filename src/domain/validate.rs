@@ -385,17 +385,16 @@ fn source(source: Option<&Source>, path: &str) -> Result<()> {
     ] {
         reference(value, &format!("{path}.{name}"))?;
     }
-    if !s.commit.is_empty()
-        && !((4..=64).contains(&s.commit.len()) && s.commit.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    let commit_ok =
+        (4..=64).contains(&s.commit.len()) && s.commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(s.commit.is_empty() || commit_ok) {
         return Err(LedgerError::invalid(
             format!("{path}.commit"),
             "must be 4-64 hexadecimal characters, when set",
         ));
     }
-    if !s.run_url.is_empty()
-        && !(s.run_url.starts_with("https://") || s.run_url.starts_with("http://"))
-    {
+    let url_ok = s.run_url.starts_with("https://") || s.run_url.starts_with("http://");
+    if !(s.run_url.is_empty() || url_ok) {
         return Err(LedgerError::invalid(
             format!("{path}.run_url"),
             "must be an http(s) URL, when set",

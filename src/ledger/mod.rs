@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use query::{Query, QueryIter};
 pub use writer::Appended;
 
-use self::writer::{Command, Writer};
+use self::writer::{Append, Command, Writer};
 use crate::{
     LedgerError,
     domain::{ActorName, AppendItem},
@@ -98,8 +98,9 @@ struct Inner {
     /// Why the writer stopped, if it failed (fail-stop).
     failure: Arc<Mutex<Option<String>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
-    /// Held (with an exclusive lock) for as long as the ledger is open.
-    _lock: File,
+    /// Held (with an exclusive lock) until the ledger is closed, so no other
+    /// process writes the same journal.
+    lock: Mutex<Option<File>>,
 }
 
 /// How many append commands may wait for the writer before appends wait.
@@ -180,7 +181,7 @@ impl Ledger {
                 head: head_rx,
                 failure,
                 writer: Mutex::new(Some(handle)),
-                _lock: lock,
+                lock: Mutex::new(Some(lock)),
             }),
         })
     }
@@ -200,13 +201,13 @@ impl Ledger {
         batch: bool,
     ) -> Result<Appended, LedgerError> {
         let (reply, response) = oneshot::channel();
-        let command = Command::Append {
+        let command = Command::Append(Append {
             actor,
             items,
             expected_head,
             batch,
             reply,
-        };
+        });
         if self.inner.commands.send(command).await.is_err() {
             return Err(self.stopped_error());
         }
@@ -366,6 +367,9 @@ impl Ledger {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        // The writer is gone: nothing more is written, so the directory can go
+        // to the next process even while stray handles still read.
+        self.inner.lock.lock().expect("lock slot").take();
     }
 }
 

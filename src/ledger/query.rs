@@ -31,6 +31,7 @@ pub struct Query {
 }
 
 enum Walk {
+    Empty,
     /// Walk a posting list from index `next`, up to sequence `hi`.
     Postings {
         list: Postings,
@@ -73,7 +74,7 @@ impl QueryIter {
                 query.kind.map(Postings::Kind)
             };
             match list {
-                _ if lo > hi => Walk::Range(1..=0),
+                _ if lo > hi => Walk::Empty,
                 Some(list) => {
                     let next = c.postings(&list).partition_point(|&s| s < lo);
                     Walk::Postings { list, next, hi }
@@ -98,6 +99,7 @@ impl QueryIter {
 
     fn next_sequence(&mut self) -> Option<u64> {
         match &mut self.walk {
+            Walk::Empty => None,
             Walk::Range(range) => range.next(),
             Walk::Postings { list, next, hi } => {
                 let c = self.catalog.read().expect("catalog lock");

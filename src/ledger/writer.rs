@@ -37,22 +37,28 @@ const MAX_GROUP_COMMANDS: usize = 4096;
 /// Most bytes written in one group (a batch alone may be 16 MiB).
 const MAX_GROUP_BYTES: usize = 32 << 20;
 
+/// One append waiting for the writer.
+pub(super) struct Append {
+    pub actor: ActorName,
+    pub items: Vec<AppendItem>,
+    pub expected_head: Option<u64>,
+    /// Only shapes field paths in errors (`items[3].…`).
+    pub batch: bool,
+    pub reply: oneshot::Sender<Result<Appended, LedgerError>>,
+}
+
 pub(super) enum Command {
-    Append {
-        actor: ActorName,
-        items: Vec<AppendItem>,
-        expected_head: Option<u64>,
-        batch: bool,
-        reply: oneshot::Sender<Result<Appended, LedgerError>>,
-    },
+    Append(Append),
     /// Finish everything queued before this, then stop.
-    Close { reply: oneshot::Sender<()> },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 impl Command {
     fn payload_bytes(&self) -> usize {
         match self {
-            Command::Append { items, .. } => items.iter().map(|i| i.event.payload().len()).sum(),
+            Command::Append(a) => a.items.iter().map(|i| i.event.payload().len()).sum(),
             Command::Close { .. } => 0,
         }
     }
@@ -130,15 +136,7 @@ impl Writer {
             let mut appends = Vec::with_capacity(group.len());
             for command in group {
                 match command {
-                    Command::Append {
-                        actor,
-                        items,
-                        expected_head,
-                        batch,
-                        reply,
-                    } => {
-                        appends.push((actor, items, expected_head, batch, reply));
-                    }
+                    Command::Append(append) => appends.push(append),
                     // Everything queued before Close is in `appends`; later
                     // commands are refused when the receiver drops.
                     Command::Close { reply } => {
@@ -153,7 +151,7 @@ impl Writer {
                 *self.failure.lock().expect("failure lock") = Some(reason.clone());
                 commands.close();
                 while let Ok(command) = commands.try_recv() {
-                    if let Command::Append { reply, .. } = command {
+                    if let Command::Append(Append { reply, .. }) = command {
                         let _ = reply.send(Err(LedgerError::WriterFailed(reason.clone())));
                     }
                 }
@@ -167,16 +165,20 @@ impl Writer {
 
     /// Decides, writes, syncs, catalogs and acknowledges one group. `Err` is a
     /// storage failure: every append of the group has been told so.
-    fn commit(
-        &mut self,
-        appends: Vec<(ActorName, Vec<AppendItem>, Option<u64>, bool, Reply)>,
-    ) -> Result<(), LedgerError> {
+    fn commit(&mut self, appends: Vec<Append>) -> Result<(), LedgerError> {
         let group_start = self.cursor;
         let mut pending = Pending::default();
         let mut buf = Vec::new();
         let mut records: Vec<(Envelope, EntryHash, usize, u32)> = Vec::new(); // offset in buf, len
         let mut accepted: Vec<(Reply, Outcome)> = Vec::new();
-        for (actor, items, expected_head, batch, reply) in appends {
+        for Append {
+            actor,
+            items,
+            expected_head,
+            batch,
+            reply,
+        } in appends
+        {
             match self.decide(&items, expected_head, batch, &pending) {
                 Err(rejection) => {
                     let _ = reply.send(Err(rejection));

@@ -1,0 +1,146 @@
+//! AppendBatch: consecutive sequences, all or nothing.
+
+use govledger::proto::v1::{AppendBatchRequest, BatchItem, EventKind, VersionRegistered};
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_batch_appends_consecutive_entries_ending_one_atomic_group() {
+    let app = TestApp::spawn().await;
+    let before: Vec<_> = vec![
+        app.append_event(version("a")).await,
+        app.append_event(version("b")).await,
+    ];
+    let events = all_kinds("support-bot/triage-prompt")[..5].to_vec();
+
+    let resp = app
+        .append_batch(batch(events.clone()))
+        .await
+        .expect("AppendBatch");
+
+    assert!(!resp.deduplicated);
+    let entries = resp.entries;
+    assert_eq!(seqs(&entries), vec![3, 4, 5, 6, 7]);
+    assert_eq!(
+        entries[0].prev_hash, before[1].hash,
+        "the batch continues the chain"
+    );
+    assert_linked(&entries);
+    for (i, (entry, event)) in entries.iter().zip(&events).enumerate() {
+        assert_eq!(
+            entry.event.as_ref(),
+            Some(event),
+            "item {i} reads back equal"
+        );
+        assert_eq!(entry.kind, kind_of(event) as i32);
+        assert_eq!(entry.subject, "support-bot/triage-prompt");
+        assert_eq!(entry.payload_digest, digest(&entry.payload));
+        assert_eq!(
+            entry.ends_atomic_group,
+            i == entries.len() - 1,
+            "ends_atomic_group only on the batch's last entry (item {i})"
+        );
+        assert_eq!(app.get_entry(entry.sequence).await.unwrap(), *entry);
+    }
+    let head = app.get_head().await;
+    assert_eq!(head.sequence, 7);
+    assert_eq!(head.hash, entries[4].hash);
+    // The next single append follows the batch.
+    let next = app.append_event(version("a")).await;
+    assert_eq!(next.sequence, 8);
+    assert_eq!(next.prev_hash, entries[4].hash);
+    assert!(next.ends_atomic_group);
+}
+
+#[tokio::test]
+async fn a_batch_carries_the_actor_on_every_entry() {
+    let app = TestApp::spawn().await;
+
+    let entries = app
+        .append_batch_as("release-bot", batch(all_kinds("a")))
+        .await
+        .expect("AppendBatch")
+        .entries;
+
+    assert_eq!(entries.len(), 8);
+    assert!(
+        entries.iter().all(|e| e.actor == "release-bot"),
+        "{entries:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_with_one_invalid_item_appends_nothing() {
+    let app = TestApp::spawn().await;
+    app.append_event(version("a")).await;
+    let before = app.get_head().await;
+    let mut items: Vec<BatchItem> = (0..5).map(|n| item(numbered("a", n))).collect();
+    items[3] = item(VersionRegistered {
+        subject: "a//b".into(),
+        ..version("a")
+    });
+
+    let result = app
+        .append_batch(AppendBatchRequest {
+            items,
+            expected_head_sequence: None,
+        })
+        .await;
+
+    assert_status(
+        result,
+        Code::InvalidArgument,
+        "items[3].event.version_registered.subject",
+    );
+    assert_eq!(
+        app.get_head().await,
+        before,
+        "a rejected batch leaves the head unchanged"
+    );
+    assert_status(app.get_entry(2).await, Code::NotFound, "");
+    let next = app.append_event(version("a")).await;
+    assert_eq!(
+        next.sequence, 2,
+        "no sequence was consumed by the rejected batch"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_of_1000_events_is_accepted() {
+    let app = TestApp::spawn().await;
+    let events: Vec<_> = (0..1000)
+        .map(|n| approval(&format!("s{}", n % 7)).event())
+        .collect();
+
+    let entries = app.append_events(events).await;
+
+    assert_eq!(seqs(&entries), (1..=1000).collect::<Vec<_>>());
+    assert_linked(&entries);
+    assert_eq!(entries.iter().filter(|e| e.ends_atomic_group).count(), 1);
+    assert!(entries[999].ends_atomic_group);
+    assert_eq!(app.get_head().await.sequence, 1000);
+    let read = app
+        .read_entries(govledger::proto::v1::ReadEntriesRequest {
+            kind: EventKind::ApprovalRecorded as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1000);
+}
+
+#[tokio::test]
+async fn a_batch_of_almost_16_mib_is_accepted() {
+    let app = TestApp::spawn().await;
+    // 16 events of ~1 MB each: under 1 MiB per event, under 16 MiB in all.
+    let events: Vec<_> = (0..16)
+        .map(|n| version_with_content(&format!("big/{n}"), 1_000_000).event())
+        .collect();
+
+    let entries = app.append_events(events.clone()).await;
+
+    assert_eq!(seqs(&entries), (1..=16).collect::<Vec<_>>());
+    let stored = app.get_entry(16).await.unwrap();
+    assert_eq!(stored.event.as_ref(), Some(&events[15]));
+}

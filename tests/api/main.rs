@@ -1,0 +1,19 @@
+//! Integration tests against a real server on 127.0.0.1:0 with a temporary
+//! data dir (one app per test). Quiet unless TEST_LOG is set.
+
+mod helpers;
+
+mod append;
+mod batch;
+mod cli;
+mod concurrency;
+mod events;
+mod health;
+mod idempotency;
+mod optimistic;
+mod read;
+mod recovery;
+mod restart;
+mod subscribe;
+mod validation;
+mod verify;

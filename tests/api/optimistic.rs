@@ -1,0 +1,178 @@
+//! Optimistic concurrency: expected head and expected subject sequences.
+
+use govledger::proto::v1::{AppendBatchRequest, AppendRequest, BatchItem};
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn expecting_head(event: impl ToEvent, head: u64) -> AppendRequest {
+    AppendRequest {
+        expected_head_sequence: Some(head),
+        ..req(event)
+    }
+}
+
+fn expecting_subject(event: impl ToEvent, last: u64) -> AppendRequest {
+    AppendRequest {
+        expected_subject_sequence: Some(last),
+        ..req(event)
+    }
+}
+
+#[tokio::test]
+async fn a_matching_expected_head_appends() {
+    let app = TestApp::spawn().await;
+
+    let first = app
+        .append(expecting_head(version("a"), 0))
+        .await
+        .expect("head 0 on an empty log");
+    let second = app
+        .append(expecting_head(version("a"), 1))
+        .await
+        .expect("head 1");
+
+    assert_eq!(first.entry.unwrap().sequence, 1);
+    assert_eq!(second.entry.unwrap().sequence, 2);
+}
+
+#[tokio::test]
+async fn a_wrong_expected_head_is_failed_precondition_with_the_actual_head() {
+    let app = TestApp::spawn().await;
+    app.append_events((0..13).map(|n| numbered("a", n)).collect())
+        .await;
+    let before = app.get_head().await;
+
+    for expected in [0, 12, 14, 42] {
+        let result = app.append(expecting_head(version("a"), expected)).await;
+        assert_status(result, Code::FailedPrecondition, "13");
+        assert_eq!(
+            app.get_head().await,
+            before,
+            "expected {expected}: nothing appended"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expected_subject_sequence_checks_the_subjects_last_entry() {
+    let app = TestApp::spawn().await;
+    // Subject "a" at 2 and 17; "b" everywhere else.
+    app.append_event(version("b")).await;
+    app.append_event(version("a")).await;
+    app.append_events((0..14).map(|n| numbered("b", n)).collect())
+        .await;
+    app.append_event(eval("a")).await;
+    let before = app.get_head().await;
+    assert_eq!(before.sequence, 17);
+
+    // Stale: the subject moved on to 17.
+    for expected in [0, 2, 16, 18] {
+        let result = app.append(expecting_subject(approval("a"), expected)).await;
+        assert_status(result, Code::FailedPrecondition, "17");
+        assert_eq!(
+            app.get_head().await,
+            before,
+            "expected {expected}: nothing appended"
+        );
+    }
+    // A subject with no entries yet expects 0.
+    let result = app.append(expecting_subject(version("new"), 5)).await;
+    assert_status(result, Code::FailedPrecondition, "0");
+    assert_eq!(app.get_head().await, before);
+
+    let matched = app
+        .append(expecting_subject(approval("a"), 17))
+        .await
+        .expect("match");
+    assert_eq!(matched.entry.unwrap().sequence, 18);
+    let fresh = app
+        .append(expecting_subject(version("new"), 0))
+        .await
+        .expect("new subject");
+    assert_eq!(fresh.entry.unwrap().sequence, 19);
+    // "a/x" is another subject, not part of "a".
+    let child = app
+        .append(expecting_subject(version("a/x"), 0))
+        .await
+        .expect("child subject");
+    assert_eq!(child.entry.unwrap().sequence, 20);
+}
+
+#[tokio::test]
+async fn a_batch_checks_the_expected_head() {
+    let app = TestApp::spawn().await;
+    app.append_events((0..5).map(|n| numbered("a", n)).collect())
+        .await;
+    let before = app.get_head().await;
+
+    let stale = AppendBatchRequest {
+        expected_head_sequence: Some(3),
+        ..batch(all_kinds("a"))
+    };
+    assert_status(app.append_batch(stale).await, Code::FailedPrecondition, "5");
+    assert_eq!(app.get_head().await, before);
+
+    let current = AppendBatchRequest {
+        expected_head_sequence: Some(5),
+        ..batch(all_kinds("a"))
+    };
+    let entries = app
+        .append_batch(current)
+        .await
+        .expect("matching head")
+        .entries;
+    assert_eq!(seqs(&entries), (6..=13).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn batch_items_check_subject_sequences_against_the_log_before_the_batch() {
+    let app = TestApp::spawn().await;
+    app.append_event(version("a")).await; // 1
+    app.append_event(version("b")).await; // 2
+    let before = app.get_head().await;
+
+    // Both items of "a" expect 1: the state before the batch.
+    let ok = AppendBatchRequest {
+        items: vec![
+            BatchItem {
+                expected_subject_sequence: Some(1),
+                ..item(eval("a"))
+            },
+            BatchItem {
+                expected_subject_sequence: Some(1),
+                ..item(approval("a"))
+            },
+            BatchItem {
+                expected_subject_sequence: Some(0),
+                ..item(version("c"))
+            },
+        ],
+        expected_head_sequence: None,
+    };
+    let entries = app
+        .append_batch(ok)
+        .await
+        .expect("expectations hold")
+        .entries;
+    assert_eq!(seqs(&entries), vec![3, 4, 5]);
+
+    // One stale item fails the whole batch, naming the actual value.
+    let after = app.get_head().await;
+    let stale = AppendBatchRequest {
+        items: vec![
+            BatchItem {
+                expected_subject_sequence: Some(2),
+                ..item(eval("b"))
+            },
+            BatchItem {
+                expected_subject_sequence: Some(3),
+                ..item(eval("a"))
+            },
+        ],
+        expected_head_sequence: None,
+    };
+    assert_status(app.append_batch(stale).await, Code::FailedPrecondition, "4");
+    assert_eq!(app.get_head().await, after);
+    assert_ne!(after, before);
+}

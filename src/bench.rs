@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// Concurrent clients for single appends, each on its own connection.
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    /// HTTP/2 connections the clients share (0 = one per client). Clients on
+    /// a shared connection are multiplexed as separate streams.
+    #[arg(long, default_value_t = 0)]
+    pub connections: usize,
     /// Appends each client makes (after a warm-up of 20).
     #[arg(long, default_value_t = 500)]
     pub appends_per_client: usize,
@@ -122,13 +126,48 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
     };
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
 
-    let (count, elapsed, mut latencies) =
-        single_appends(&endpoint, args.clients, args.appends_per_client).await?;
+    // The ceiling: the same clients and connections calling an RPC that does
+    // no work (GetHead), to separate the gRPC stack's cost from the ledger's.
+    let (count, elapsed, mut latencies) = ceiling(
+        &endpoint,
+        args.clients,
+        args.connections,
+        args.appends_per_client,
+    )
+    .await?;
+    latencies.sort_unstable();
+    println!(
+        "ceiling   {:>3} clients  {:>3} conns  {:>8} GetHead   {:>9.0} calls/s    p50 {:>6.2} ms  p99 {:>6.2} ms",
+        args.clients,
+        if args.connections == 0 {
+            args.clients
+        } else {
+            args.connections
+        },
+        count,
+        count as f64 / elapsed.as_secs_f64(),
+        ms(latencies[latencies.len() / 2]),
+        ms(latencies[latencies.len() * 99 / 100]),
+    );
+
+    let (count, elapsed, mut latencies) = single_appends(
+        &endpoint,
+        args.clients,
+        args.connections,
+        args.appends_per_client,
+    )
+    .await?;
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let connections = if args.connections == 0 {
+        args.clients
+    } else {
+        args.connections
+    };
     println!(
-        "append    {:>3} clients  {:>8} entries  {:>9.0} entries/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
+        "append    {:>3} clients  {:>3} conns  {:>8} entries  {:>9.0} entries/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
         args.clients,
+        connections,
         count,
         count as f64 / elapsed.as_secs_f64(),
         ms(pct(0.50)),
@@ -139,7 +178,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
     let (entries, elapsed) =
         batch_appends(&endpoint, args.batch_clients, args.batches_per_client).await?;
     println!(
-        "batch     {:>3} clients  {:>8} entries  {:>9.0} entries/s  (batches of 1000)",
+        "batch     {:>3} clients             {:>8} entries  {:>9.0} entries/s  (batches of 1000)",
         args.batch_clients,
         entries,
         entries as f64 / elapsed.as_secs_f64()
@@ -159,7 +198,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
         report.reason
     );
     println!(
-        "verify             {:>8} entries  {:>9.0} entries/s  ({:.3} s, from disk)",
+        "verify                                {:>8} entries  {:>9.0} entries/s  ({:.3} s, from disk)",
         report.entries_checked,
         report.entries_checked as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
@@ -185,13 +224,22 @@ async fn connect(endpoint: &Endpoint) -> anyhow::Result<LedgerClient<Channel>> {
 async fn single_appends(
     endpoint: &Endpoint,
     clients: usize,
+    connections: usize,
     per_client: usize,
 ) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
     const WARM_UP: usize = 20;
-    let mut connected = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connected.push(connect(endpoint).await?);
+    let connections = if connections == 0 {
+        clients
+    } else {
+        connections.min(clients)
+    };
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(connect(endpoint).await?);
     }
+    let connected: Vec<_> = (0..clients)
+        .map(|c| channels[c % connections].clone())
+        .collect();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
     let mut tasks = Vec::with_capacity(clients);
     for (c, mut client) in connected.into_iter().enumerate() {
@@ -223,6 +271,42 @@ async fn single_appends(
     barrier.wait().await;
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(clients * per_client);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok((latencies.len(), started.elapsed(), latencies))
+}
+
+async fn ceiling(
+    endpoint: &Endpoint,
+    clients: usize,
+    connections: usize,
+    per_client: usize,
+) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
+    let connections = if connections == 0 {
+        clients
+    } else {
+        connections.min(clients)
+    };
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(connect(endpoint).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let mut client = channels[c % connections].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                client.get_head(crate::proto::v1::GetHeadRequest {}).await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??);
     }

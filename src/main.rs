@@ -12,6 +12,12 @@ use clap::{Parser, Subcommand};
 use govledger::{Ledger, LedgerConfig, LedgerError, bench, ledger::verify_offline};
 use tracing_subscriber::EnvFilter;
 
+/// The server allocates many small, short-lived buffers per request (protobuf
+/// messages, HTTP/2 frames); mimalloc measured faster than the system
+/// allocator on the benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code: verification found damage.
 const EXIT_VERIFY_FAILED: u8 = 1;
 /// Exit code: a local failure (lock, I/O, unreadable data directory).

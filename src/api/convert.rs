@@ -11,11 +11,16 @@ use crate::{
 };
 
 pub fn entry(stored: StoredEntry) -> v1::Entry {
-    let e = stored.envelope;
     let event = stored
         .payload
         .as_deref()
         .and_then(|p| v1::Event::decode(p).ok());
+    entry_with(stored, event)
+}
+
+/// An entry whose event is already decoded (fresh from an append).
+pub fn entry_with(stored: StoredEntry, event: Option<v1::Event>) -> v1::Entry {
+    let e = stored.envelope;
     v1::Entry {
         sequence: e.sequence,
         event_id: uuid::Uuid::from_bytes(e.event_id).to_string(),

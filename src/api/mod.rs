@@ -59,6 +59,19 @@ fn optional_name(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
+/// Appended entries as answers: with the validated events when the append
+/// was new, decoding the stored payloads only for a replay.
+fn answer(
+    entries: Vec<crate::journal::StoredEntry>,
+    events: Vec<v1::Event>,
+) -> impl Iterator<Item = v1::Entry> {
+    let mut events = events.into_iter();
+    entries.into_iter().map(move |stored| match events.next() {
+        Some(event) => convert::entry_with(stored, Some(event)),
+        None => convert::entry(stored),
+    })
+}
+
 type EntryStream = ReceiverStream<Result<v1::Entry, Status>>;
 
 #[tonic::async_trait]
@@ -78,7 +91,7 @@ impl ledger_server::Ledger for LedgerService {
             .ledger
             .append(actor, vec![item], request.expected_head_sequence, false)
             .await?;
-        let entry = appended.entries.into_iter().next().map(convert::entry);
+        let entry = answer(appended.entries, appended.events).next();
         Ok(Response::new(v1::AppendResponse {
             entry,
             deduplicated: appended.deduplicated,
@@ -136,7 +149,7 @@ impl ledger_server::Ledger for LedgerService {
             .append(actor, items, request.expected_head_sequence, true)
             .await?;
         Ok(Response::new(v1::AppendBatchResponse {
-            entries: appended.entries.into_iter().map(convert::entry).collect(),
+            entries: answer(appended.entries, appended.events).collect(),
             deduplicated: appended.deduplicated,
         }))
     }

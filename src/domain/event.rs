@@ -78,6 +78,11 @@ impl ValidEvent {
     pub fn digest(&self) -> PayloadDigest {
         self.digest
     }
+
+    /// The event and its stored bytes.
+    pub fn into_parts(self) -> (Event, Vec<u8>) {
+        (self.event, self.payload)
+    }
 }
 
 /// One event to append, with its retry and concurrency conditions.

@@ -28,6 +28,16 @@ pub const MAX_REF_BYTES: usize = 2048;
 pub const MAX_LIST_LEN: usize = 64;
 const MAX_PARAM_VALUE_BYTES: usize = 1024;
 
+/// The field path `path.name` (or `path` alone when `name` is empty). Built
+/// only when a rule is broken: validation runs on every append.
+fn at(path: &str, name: &str) -> String {
+    if name.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
 /// Validates one event variant; returns its subject. `path` ends in the
 /// variant's field name (`event.eval_recorded`).
 pub(super) fn event(kind: &Kind, path: &str) -> Result<SubjectName> {
@@ -45,18 +55,18 @@ pub(super) fn event(kind: &Kind, path: &str) -> Result<SubjectName> {
 
 fn version_registered(e: &VersionRegistered, path: &str) -> Result<SubjectName> {
     let subject = subject(&e.subject, path)?;
-    known_enum::<SubjectKind>(e.subject_kind, &format!("{path}.subject_kind"))?;
-    label(&e.version, &format!("{path}.version"))?;
-    digest(&e.content_digest, &format!("{path}.content_digest"))?;
-    optional_label(&e.parent_version, &format!("{path}.parent_version"))?;
+    known_enum::<SubjectKind>(e.subject_kind, path, "subject_kind")?;
+    label(&e.version, path, "version")?;
+    digest(&e.content_digest, path, "content_digest")?;
+    optional_label(&e.parent_version, path, "parent_version")?;
     if e.parent_version == e.version {
         return Err(LedgerError::invalid(
             format!("{path}.parent_version"),
             "must differ from version",
         ));
     }
-    optional_identity(&e.author, &format!("{path}.author"))?;
-    optional_identity(&e.model, &format!("{path}.model"))?;
+    optional_identity(&e.author, path, "author")?;
+    optional_identity(&e.model, path, "model")?;
     if e.parameters.len() > MAX_LIST_LEN {
         return Err(LedgerError::invalid(
             format!("{path}.parameters"),
@@ -68,10 +78,10 @@ fn version_registered(e: &VersionRegistered, path: &str) -> Result<SubjectName> 
         if !is_label(key) {
             return Err(LedgerError::invalid(field, format!("key {LABEL_RULE}")));
         }
-        text(value, MAX_PARAM_VALUE_BYTES, &field)?;
+        text(value, MAX_PARAM_VALUE_BYTES, &field, "")?;
     }
-    source(e.source.as_ref(), &format!("{path}.source"))?;
-    text(&e.summary, MAX_TEXT_BYTES, &format!("{path}.summary"))?;
+    source(e.source.as_ref(), &at(path, "source"))?;
+    text(&e.summary, MAX_TEXT_BYTES, path, "summary")?;
     if !e.content.is_empty() && blake3::hash(&e.content).as_bytes()[..] != e.content_digest[..] {
         return Err(LedgerError::invalid(
             format!("{path}.content"),
@@ -83,66 +93,71 @@ fn version_registered(e: &VersionRegistered, path: &str) -> Result<SubjectName> 
 
 fn eval_recorded(e: &EvalRecorded, path: &str) -> Result<SubjectName> {
     let subject = subject(&e.subject, path)?;
-    label(&e.version, &format!("{path}.version"))?;
-    label(&e.suite, &format!("{path}.suite"))?;
-    known_enum::<EvalKind>(e.eval_kind, &format!("{path}.eval_kind"))?;
-    metrics(&e.metrics, &format!("{path}.metrics"), true)?;
+    label(&e.version, path, "version")?;
+    label(&e.suite, path, "suite")?;
+    known_enum::<EvalKind>(e.eval_kind, path, "eval_kind")?;
+    metrics(&e.metrics, path, "metrics", true)?;
     if !e.dataset_digest.is_empty() {
-        digest(&e.dataset_digest, &format!("{path}.dataset_digest"))?;
+        digest(&e.dataset_digest, path, "dataset_digest")?;
     }
-    optional_identity(&e.grader_model, &format!("{path}.grader_model"))?;
-    reference(&e.run_ref, &format!("{path}.run_ref"))?;
-    source(e.source.as_ref(), &format!("{path}.source"))?;
+    optional_identity(&e.grader_model, path, "grader_model")?;
+    reference(&e.run_ref, path, "run_ref")?;
+    source(e.source.as_ref(), &at(path, "source"))?;
     Ok(subject)
 }
 
 fn approval_recorded(e: &ApprovalRecorded, path: &str) -> Result<SubjectName> {
     let subject = subject(&e.subject, path)?;
-    label(&e.version, &format!("{path}.version"))?;
-    label(&e.environment, &format!("{path}.environment"))?;
-    known_enum::<Decision>(e.decision, &format!("{path}.decision"))?;
-    text(&e.comment, MAX_TEXT_BYTES, &format!("{path}.comment"))?;
+    label(&e.version, path, "version")?;
+    label(&e.environment, path, "environment")?;
+    known_enum::<Decision>(e.decision, path, "decision")?;
+    text(&e.comment, MAX_TEXT_BYTES, path, "comment")?;
     Ok(subject)
 }
 
 fn deployment_recorded(e: &DeploymentRecorded, path: &str) -> Result<SubjectName> {
     let subject = subject(&e.subject, path)?;
-    label(&e.version, &format!("{path}.version"))?;
-    label(&e.environment, &format!("{path}.environment"))?;
+    label(&e.version, path, "version")?;
+    label(&e.environment, path, "environment")?;
     let field = format!("{path}.override_justification");
-    text(&e.override_justification, MAX_TEXT_BYTES, &field)?;
+    text(
+        &e.override_justification,
+        MAX_TEXT_BYTES,
+        path,
+        "override_justification",
+    )?;
     if !e.override_justification.is_empty() && e.override_justification.trim().is_empty() {
         return Err(LedgerError::invalid(field, "must not be blank when set"));
     }
-    source(e.source.as_ref(), &format!("{path}.source"))?;
+    source(e.source.as_ref(), &at(path, "source"))?;
     Ok(subject)
 }
 
 fn incident_opened(e: &IncidentOpened, path: &str) -> Result<SubjectName> {
-    label(&e.incident_id, &format!("{path}.incident_id"))?;
+    label(&e.incident_id, path, "incident_id")?;
     let subject = subject(&e.subject, path)?;
-    optional_label(&e.version, &format!("{path}.version"))?;
-    optional_label(&e.environment, &format!("{path}.environment"))?;
-    known_enum::<Severity>(e.severity, &format!("{path}.severity"))?;
-    known_enum::<IncidentCategory>(e.category, &format!("{path}.category"))?;
-    required_text(&e.description, &format!("{path}.description"))?;
+    optional_label(&e.version, path, "version")?;
+    optional_label(&e.environment, path, "environment")?;
+    known_enum::<Severity>(e.severity, path, "severity")?;
+    known_enum::<IncidentCategory>(e.category, path, "category")?;
+    required_text(&e.description, path, "description")?;
     Ok(subject)
 }
 
 fn incident_resolved(e: &IncidentResolved, path: &str) -> Result<SubjectName> {
-    label(&e.incident_id, &format!("{path}.incident_id"))?;
+    label(&e.incident_id, path, "incident_id")?;
     let subject = subject(&e.subject, path)?;
-    required_text(&e.resolution, &format!("{path}.resolution"))?;
-    optional_label(&e.fixing_version, &format!("{path}.fixing_version"))?;
+    required_text(&e.resolution, path, "resolution")?;
+    optional_label(&e.fixing_version, path, "fixing_version")?;
     Ok(subject)
 }
 
 fn feedback_recorded(e: &FeedbackRecorded, path: &str) -> Result<SubjectName> {
     let subject = subject(&e.subject, path)?;
-    label(&e.version, &format!("{path}.version"))?;
-    label(&e.environment, &format!("{path}.environment"))?;
-    let start = timestamp(e.window_start.as_ref(), &format!("{path}.window_start"))?;
-    let end = timestamp(e.window_end.as_ref(), &format!("{path}.window_end"))?;
+    label(&e.version, path, "version")?;
+    label(&e.environment, path, "environment")?;
+    let start = timestamp(e.window_start.as_ref(), path, "window_start")?;
+    let end = timestamp(e.window_end.as_ref(), path, "window_end")?;
     if end <= start {
         return Err(LedgerError::invalid(
             format!("{path}.window_end"),
@@ -172,7 +187,7 @@ fn policy_set(e: &PolicySet, path: &str) -> Result<SubjectName> {
             format!("{rule}, or \"*\" for every subject"),
         )
     })?;
-    label(&e.environment, &format!("{path}.environment"))?;
+    label(&e.environment, path, "environment")?;
     let field = format!("{path}.required_suites");
     if e.required_suites.len() > MAX_LIST_LEN {
         return Err(LedgerError::invalid(
@@ -183,7 +198,7 @@ fn policy_set(e: &PolicySet, path: &str) -> Result<SubjectName> {
     let mut suites = BTreeSet::new();
     for (i, required) in e.required_suites.iter().enumerate() {
         let item = format!("{field}[{i}]");
-        label(&required.suite, &format!("{item}.suite"))?;
+        label(&required.suite, &item, "suite")?;
         if !suites.insert(required.suite.as_str()) {
             return Err(LedgerError::invalid(
                 format!("{item}.suite"),
@@ -191,7 +206,7 @@ fn policy_set(e: &PolicySet, path: &str) -> Result<SubjectName> {
             ));
         }
         if !required.thresholds.is_empty() {
-            metrics(&required.thresholds, &format!("{item}.thresholds"), false)?;
+            metrics(&required.thresholds, &item, "thresholds", false)?;
         }
     }
     if e.max_evidence_age_seconds > 100 * 365 * 24 * 3600 {
@@ -209,7 +224,8 @@ fn policy_set(e: &PolicySet, path: &str) -> Result<SubjectName> {
     if e.block_on_open_incident_severity != 0 {
         known_enum::<Severity>(
             e.block_on_open_incident_severity,
-            &format!("{path}.block_on_open_incident_severity"),
+            path,
+            "block_on_open_incident_severity",
         )?;
     }
     for (value, name) in [
@@ -240,17 +256,17 @@ fn policy_set(e: &PolicySet, path: &str) -> Result<SubjectName> {
 }
 
 /// `with_values`: eval results carry measured values; policy thresholds do not.
-fn metrics(metrics: &[Metric], field: &str, with_values: bool) -> Result<()> {
+fn metrics(metrics: &[Metric], path: &str, name: &str, with_values: bool) -> Result<()> {
     if metrics.is_empty() || metrics.len() > MAX_LIST_LEN {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             format!("must have 1-{MAX_LIST_LEN} metrics"),
         ));
     }
     let mut names = BTreeSet::new();
     for (i, metric) in metrics.iter().enumerate() {
-        let item = format!("{field}[{i}]");
-        label(&metric.name, &format!("{item}.name"))?;
+        let item = format!("{}[{i}]", at(path, name));
+        label(&metric.name, &item, "name")?;
         if !names.insert(metric.name.as_str()) {
             return Err(LedgerError::invalid(
                 format!("{item}.name"),
@@ -269,7 +285,7 @@ fn metrics(metrics: &[Metric], field: &str, with_values: bool) -> Result<()> {
                 "must be a finite number",
             ));
         }
-        known_enum::<Direction>(metric.direction, &format!("{item}.direction"))?;
+        known_enum::<Direction>(metric.direction, &item, "direction")?;
     }
     Ok(())
 }
@@ -286,39 +302,39 @@ fn subject(value: &str, path: &str) -> Result<SubjectName> {
     }
 }
 
-fn label(value: &str, field: &str) -> Result<()> {
+fn label(value: &str, path: &str, name: &str) -> Result<()> {
     if is_label(value) {
         Ok(())
     } else {
-        Err(LedgerError::invalid(field, LABEL_RULE))
+        Err(LedgerError::invalid(at(path, name), LABEL_RULE))
     }
 }
 
-fn optional_label(value: &str, field: &str) -> Result<()> {
+fn optional_label(value: &str, path: &str, name: &str) -> Result<()> {
     if value.is_empty() {
         Ok(())
     } else {
-        label(value, field)
+        label(value, path, name)
     }
 }
 
-fn optional_identity(value: &str, field: &str) -> Result<()> {
+fn optional_identity(value: &str, path: &str, name: &str) -> Result<()> {
     if value.is_empty() || is_identity(value) {
         Ok(())
     } else {
         Err(LedgerError::invalid(
-            field,
+            at(path, name),
             format!("{IDENTITY_RULE}, when set"),
         ))
     }
 }
 
-fn digest(value: &[u8], field: &str) -> Result<()> {
+fn digest(value: &[u8], path: &str, name: &str) -> Result<()> {
     if value.len() == HASH_LEN {
         Ok(())
     } else {
         Err(LedgerError::invalid(
-            field,
+            at(path, name),
             format!(
                 "must be a BLAKE3 digest of exactly {HASH_LEN} bytes (got {})",
                 value.len()
@@ -329,10 +345,10 @@ fn digest(value: &[u8], field: &str) -> Result<()> {
 
 /// Free text: bounded, and no control characters but tab and newlines, so a
 /// report or a terminal shows exactly what was recorded.
-fn text(value: &str, max: usize, field: &str) -> Result<()> {
+fn text(value: &str, max: usize, path: &str, name: &str) -> Result<()> {
     if value.len() > max {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             format!("must be at most {max} bytes"),
         ));
     }
@@ -341,33 +357,33 @@ fn text(value: &str, max: usize, field: &str) -> Result<()> {
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             "must not contain control characters other than tab and newline",
         ));
     }
     Ok(())
 }
 
-fn required_text(value: &str, field: &str) -> Result<()> {
+fn required_text(value: &str, path: &str, name: &str) -> Result<()> {
     if value.trim().is_empty() {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             "is required and must not be blank",
         ));
     }
-    text(value, MAX_TEXT_BYTES, field)
+    text(value, MAX_TEXT_BYTES, path, name)
 }
 
-fn reference(value: &str, field: &str) -> Result<()> {
+fn reference(value: &str, path: &str, name: &str) -> Result<()> {
     if value.chars().any(char::is_control) {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             "must not contain control characters",
         ));
     }
     if value.len() > MAX_REF_BYTES {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             format!("must be at most {MAX_REF_BYTES} bytes"),
         ));
     }
@@ -383,7 +399,7 @@ fn source(source: Option<&Source>, path: &str) -> Result<()> {
         (&s.pipeline_id, "pipeline_id"),
         (&s.system, "system"),
     ] {
-        reference(value, &format!("{path}.{name}"))?;
+        reference(value, path, name)?;
     }
     let commit_ok =
         (4..=64).contains(&s.commit.len()) && s.commit.bytes().all(|b| b.is_ascii_hexdigit());
@@ -403,15 +419,18 @@ fn source(source: Option<&Source>, path: &str) -> Result<()> {
     Ok(())
 }
 
-fn timestamp(ts: Option<&prost_types::Timestamp>, field: &str) -> Result<(i64, i32)> {
-    let ts = ts.ok_or_else(|| LedgerError::invalid(field, "is required"))?;
+fn timestamp(ts: Option<&prost_types::Timestamp>, path: &str, name: &str) -> Result<(i64, i32)> {
+    let ts = ts.ok_or_else(|| LedgerError::invalid(at(path, name), "is required"))?;
     if !(0..1_000_000_000).contains(&ts.nanos) {
-        return Err(LedgerError::invalid(field, "nanos must be in 0..1e9"));
+        return Err(LedgerError::invalid(
+            at(path, name),
+            "nanos must be in 0..1e9",
+        ));
     }
     // RFC 3339 range, as protobuf's Timestamp documents it.
     if !(-62_135_596_800..=253_402_300_799).contains(&ts.seconds) {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             "must be between years 0001 and 9999",
         ));
     }
@@ -419,16 +438,16 @@ fn timestamp(ts: Option<&prost_types::Timestamp>, field: &str) -> Result<(i64, i
 }
 
 /// A protobuf enum field: must be a known value other than UNSPECIFIED (0).
-fn known_enum<E: TryFrom<i32>>(value: i32, field: &str) -> Result<()> {
+fn known_enum<E: TryFrom<i32>>(value: i32, path: &str, name: &str) -> Result<()> {
     if value == 0 {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             "is required (UNSPECIFIED is not allowed)",
         ));
     }
     if E::try_from(value).is_err() {
         return Err(LedgerError::invalid(
-            field,
+            at(path, name),
             format!("unknown enum value {value}"),
         ));
     }

@@ -29,6 +29,7 @@ use crate::{
         JournalReader, JournalWriter, RecordPos, StoredEntry,
         format::{Envelope, FLAG_ENDS_GROUP, encode_record},
     },
+    proto::v1::Event,
     verify::ChainCursor,
 };
 
@@ -68,6 +69,9 @@ impl Command {
 #[derive(Debug)]
 pub struct Appended {
     pub entries: Vec<StoredEntry>,
+    /// The events of new entries, as validated (so answers need not decode
+    /// payloads); empty for a replay.
+    pub events: Vec<Event>,
     /// The entries were appended earlier with the same idempotency keys.
     pub deduplicated: bool,
 }
@@ -91,7 +95,7 @@ struct Pending {
 }
 
 enum Outcome {
-    New(Vec<StoredEntry>),
+    New((Vec<StoredEntry>, Vec<Event>)),
     Duplicate(Vec<u64>),
 }
 
@@ -216,13 +220,15 @@ impl Writer {
         }
         for (reply, outcome) in accepted {
             let result = match outcome {
-                Outcome::New(entries) => Ok(Appended {
+                Outcome::New((entries, events)) => Ok(Appended {
                     entries,
+                    events,
                     deduplicated: false,
                 }),
                 Outcome::Duplicate(sequences) => {
                     self.read_all(&sequences).map(|entries| Appended {
                         entries,
+                        events: Vec::new(),
                         deduplicated: true,
                     })
                 }
@@ -322,13 +328,14 @@ impl Writer {
         pending: &mut Pending,
         buf: &mut Vec<u8>,
         records: &mut Vec<(Envelope, EntryHash, usize, u32)>,
-    ) -> Vec<StoredEntry> {
+    ) -> (Vec<StoredEntry>, Vec<Event>) {
         let now = now_us();
         // Recorded time never goes backwards along the chain, even when the
         // wall clock does.
         let recorded_at_us = now.max(self.cursor.last_recorded_at_us);
         let count = items.len();
         let mut entries = Vec::with_capacity(count);
+        let mut events = Vec::with_capacity(count);
         for (i, item) in items.into_iter().enumerate() {
             let sequence = self.cursor.next_sequence;
             let envelope = Envelope {
@@ -364,13 +371,15 @@ impl Writer {
                 prev_hash: hash,
                 last_recorded_at_us: recorded_at_us,
             };
+            let (event, payload) = item.event.into_parts();
+            events.push(event);
             entries.push(StoredEntry {
                 envelope,
                 hash,
-                payload: Some(item.event.payload().to_vec()),
+                payload: Some(payload),
             });
         }
-        entries
+        (entries, events)
     }
 
     /// The committed entry that used `key`. The catalog indexes keys by a

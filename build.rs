@@ -5,7 +5,11 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["govledger/v1/event.proto", "govledger/v1/ledger.proto"];
+const PROTOS: &[&str] = &[
+    "govledger/v1/event.proto",
+    "govledger/v1/ledger.proto",
+    "govledger/v1/governance.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

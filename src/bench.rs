@@ -50,12 +50,53 @@ pub struct BenchArgs {
     pub addr: Option<SocketAddr>,
 }
 
+/// Versions each benchmark subject has; evals cycle through them.
+const VERSIONS: usize = 50;
+
+fn subject(client: usize) -> String {
+    format!("bench/team-{}/prompt-{}", client % 8, client)
+}
+
+/// Registers the subjects and versions the eval events refer to (the ledger
+/// rejects evals of unknown versions).
+async fn register_subjects(endpoint: &Endpoint, clients: usize) -> anyhow::Result<()> {
+    let mut client = connect(endpoint).await?;
+    for c in 0..clients {
+        let items = (1..=VERSIONS)
+            .map(|v| BatchItem {
+                event: Some(Event {
+                    kind: Some(Kind::VersionRegistered(
+                        crate::proto::v1::VersionRegistered {
+                            subject: subject(c),
+                            subject_kind: crate::proto::v1::SubjectKind::Prompt as i32,
+                            version: format!("v{v}"),
+                            content_digest: blake3::hash(format!("{c}/{v}").as_bytes())
+                                .as_bytes()
+                                .to_vec(),
+                            author: "bench".into(),
+                            ..Default::default()
+                        },
+                    )),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        client
+            .append_batch(AppendBatchRequest {
+                items,
+                expected_head_sequence: None,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// A realistic event: an eval result of a few metrics (about 300 bytes).
 pub fn sample_event(client: usize, n: usize) -> Event {
     Event {
         kind: Some(Kind::EvalRecorded(EvalRecorded {
-            subject: format!("bench/team-{}/prompt-{}", client % 8, client),
-            version: format!("v{}", n % 50 + 1),
+            subject: subject(client),
+            version: format!("v{}", n % VERSIONS + 1),
             suite: "regression".into(),
             eval_kind: EvalKind::ModelGraded as i32,
             metrics: vec![
@@ -125,6 +166,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
+    register_subjects(&endpoint, args.clients.max(args.batch_clients)).await?;
 
     // The ceiling: the same clients and connections calling an RPC that does
     // no work (GetHead), to separate the gRPC stack's cost from the ledger's.

@@ -36,6 +36,15 @@ pub enum LedgerError {
         sequence: u64,
     },
 
+    /// A governance rule rejected the event: an unknown reference, a denied
+    /// gate, a separation-of-duties breach. `reasons` are the gate's findings.
+    #[error("{field}: {message}")]
+    Rejected {
+        field: String,
+        message: String,
+        reasons: Vec<crate::governance::GateReason>,
+    },
+
     /// An optimistic-concurrency expectation did not hold.
     #[error("{field}: expected {expected}, but it is {actual}")]
     ExpectationFailed {

@@ -15,10 +15,7 @@ use std::collections::HashMap;
 
 use crate::{
     hash::PayloadDigest,
-    journal::{
-        RecordPos,
-        format::{Envelope, HeaderView},
-    },
+    journal::{RecordPos, format::Envelope},
 };
 
 /// An idempotency key is indexed by the first 16 bytes of its BLAKE3 hash:
@@ -45,19 +42,6 @@ pub struct CatalogEntry<'a> {
 }
 
 impl<'a> CatalogEntry<'a> {
-    pub fn of_view(v: &HeaderView<'a>, pos: RecordPos) -> CatalogEntry<'a> {
-        CatalogEntry {
-            sequence: v.fields.sequence,
-            recorded_at_us: v.fields.recorded_at_us,
-            kind: v.kind,
-            subject: v.subject,
-            actor: v.actor,
-            idempotency_key: v.idempotency_key,
-            payload_digest: PayloadDigest(v.fields.payload_digest),
-            pos,
-        }
-    }
-
     pub fn of(envelope: &'a Envelope, pos: RecordPos) -> CatalogEntry<'a> {
         CatalogEntry {
             sequence: envelope.sequence,
@@ -139,6 +123,13 @@ impl Catalog {
             .and_then(|seqs| seqs.last().copied())
     }
 
+    /// When entry `sequence` was recorded.
+    pub fn recorded_at(&self, sequence: u64) -> Option<i64> {
+        self.times
+            .get(usize::try_from(sequence.checked_sub(1)?).ok()?)
+            .copied()
+    }
+
     /// The first sequence recorded at or after `us`.
     pub fn first_at_or_after(&self, us: i64) -> Option<u64> {
         let i = self.times.partition_point(|&t| t < us);
@@ -148,25 +139,6 @@ impl Catalog {
     /// The last sequence recorded before `us` (0 when none).
     pub fn last_before(&self, us: i64) -> u64 {
         self.times.partition_point(|&t| t < us) as u64
-    }
-
-    /// Forgets entries after `head` (a torn group cut at start-up).
-    pub fn truncate(&mut self, head: u64) {
-        if self.len() <= head {
-            return;
-        }
-        let keep = head as usize;
-        self.positions.truncate(keep);
-        self.times.truncate(keep);
-        let cut = |seqs: &mut Vec<u64>| seqs.truncate(seqs.partition_point(|&s| s <= head));
-        self.by_kind.values_mut().for_each(cut);
-        self.by_subject.values_mut().for_each(cut);
-        self.by_actor.values_mut().for_each(cut);
-        self.by_subject.retain(|_, seqs| !seqs.is_empty());
-        self.by_actor.retain(|_, seqs| !seqs.is_empty());
-        self.keys.retain(|_, (seq, _)| *seq <= head);
-        self.segments
-            .truncate(self.segments.partition_point(|&first| first <= head));
     }
 
     /// The posting list a filter walks.
@@ -265,26 +237,6 @@ mod tests {
         assert_eq!(c.first_at_or_after(1000), None);
         assert_eq!(c.last_before(120), 3);
         assert_eq!(c.last_before(0), 0);
-    }
-
-    #[test]
-    fn truncate_forgets_exactly_the_tail() {
-        let mut c = Catalog::default();
-        for s in 1..=6 {
-            c.push(&entry(
-                s,
-                if s % 2 == 0 { "even" } else { "odd" },
-                if s == 5 { "k5" } else { "" },
-                if s < 5 { 1 } else { 5 },
-            ));
-        }
-        c.truncate(4);
-        assert_eq!(c.len(), 4);
-        assert_eq!(c.postings(&Postings::Subject("odd".into())), &[1, 3]);
-        assert_eq!(c.idempotency("k5"), None);
-        assert_eq!(c.position(5), None);
-        c.push(&entry(5, "odd", "", 5));
-        assert_eq!(c.position(5).unwrap().segment, 5);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   records, the group-commit writer's file handling, the scanner that
 //!   verifies and recovers the journal at start-up, and positional reads.
 //!   It never interprets event payloads.
+//! - [`governance`]: the pure core of governance (state fold, rules, gate, drift); no I/O.
 //! - [`verify`]: chain verification over a run of records (parallel hashing,
 //!   sequential linkage), shared by start-up, `VerifyChain` and `govledger verify`.
 //! - [`index`]: secondary indexes in sled (by sequence, subject, kind, actor,
@@ -30,6 +31,7 @@ pub mod api;
 pub mod bench;
 pub mod domain;
 pub mod error;
+pub mod governance;
 pub mod hash;
 pub mod index;
 pub mod journal;

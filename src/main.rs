@@ -9,7 +9,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use govledger::{Ledger, LedgerConfig, LedgerError, bench, ledger::verify_offline};
+use govledger::{
+    Ledger, LedgerConfig, LedgerError, bench,
+    ledger::{rebuild_offline, verify_offline},
+};
 use tracing_subscriber::EnvFilter;
 
 /// The server allocates many small, short-lived buffers per request (protobuf
@@ -28,7 +31,7 @@ const EXIT_LOCAL_FAILURE: u8 = 5;
     name = "govledger",
     version,
     about = "Append-only, hash-chained, verifiable ledger for governed LLM assets",
-    after_help = "Exit codes: 0 ok, 1 verification failed, 2 usage error, 5 local failure (data directory locked or unreadable)."
+    after_help = "Exit codes: 0 ok, 1 verification failed (or a rebuilt state differs from the live one), 2 usage error, 5 local failure (data directory locked or unreadable)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +51,12 @@ enum Command {
     },
     /// Verify a stopped ledger's journal offline: every hash, link and payload digest.
     Verify {
+        #[arg(long, default_value = "./govledger-data")]
+        data_dir: PathBuf,
+    },
+    /// Rebuild the projected state of a stopped ledger from entry 1 and prove it
+    /// identical to the state the server left (compares their digests).
+    Rebuild {
         #[arg(long, default_value = "./govledger-data")]
         data_dir: PathBuf,
     },
@@ -86,6 +95,7 @@ fn try_main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { data_dir, listen } => serve(data_dir, listen),
         Command::Verify { data_dir } => verify(data_dir),
+        Command::Rebuild { data_dir } => rebuild(data_dir),
         Command::Bench(args) => bench::run(args),
     }
 }
@@ -148,4 +158,47 @@ fn verify(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
         report.cursor.prev_hash
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rebuild(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    if !data_dir.is_dir() {
+        anyhow::bail!("data directory {} does not exist", data_dir.display());
+    }
+    let report = rebuild_offline(&data_dir)?;
+    println!(
+        "rebuilt from entries 1..={}: state digest {}",
+        report.head,
+        hex(&report.rebuilt)
+    );
+    match (report.checkpoint, report.identical()) {
+        (_, Some(true)) => {
+            println!(
+                "identical to the live state (digest {})",
+                hex(&report.rebuilt)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some((_, digest)), Some(false)) => {
+            eprintln!(
+                "govledger rebuild: the live state differs from the rebuild: live {}, rebuilt {}; the rebuilt state now replaces it",
+                hex(&digest),
+                hex(&report.rebuilt)
+            );
+            Ok(ExitCode::from(EXIT_VERIFY_FAILED))
+        }
+        (Some((sequence, _)), None) => {
+            println!(
+                "the saved live state was at entry {sequence}, not the head: nothing to compare; the rebuilt state now replaces it"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, _) => {
+            println!("no saved live state to compare with; the rebuilt state is now saved");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Ledger,
-    api::{LedgerServer, LedgerService},
+    api::{GovernanceServer, GovernanceService, LedgerServer, LedgerService},
     domain::MAX_BATCH_BYTES,
     proto::FILE_DESCRIPTOR_SET,
 };
@@ -37,6 +37,9 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServer<LedgerService>>().await;
+    health
+        .set_serving::<GovernanceServer<GovernanceService>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -82,6 +85,9 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ledger_service)
+        .add_service(GovernanceServer::new(GovernanceService::new(
+            ledger.clone(),
+        )))
         .serve_with_incoming_shutdown(incoming, signal);
     let served = tokio::select! {
         served = serve => served,

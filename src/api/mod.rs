@@ -3,6 +3,7 @@
 //! [`Ledger`], and maps results back.
 
 mod convert;
+mod governance;
 mod status;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::{
     proto::v1::{self, ledger_server},
 };
 
+pub use governance::{GovernanceServer, GovernanceService};
 pub use ledger_server::LedgerServer;
 
 /// The request header that names the actor (until authentication replaces it).
@@ -50,6 +52,12 @@ fn actor(metadata: &MetadataMap) -> Result<ActorName, LedgerError> {
             let value = value
                 .to_str()
                 .map_err(|_| LedgerError::invalid(&field, "must be ASCII"))?;
+            if value == crate::governance::SYSTEM_ACTOR {
+                return Err(LedgerError::invalid(
+                    &field,
+                    "\"system\" is reserved for entries the ledger derives",
+                ));
+            }
             ActorName::parse(value).map_err(|rule| LedgerError::invalid(&field, rule))
         }
     }
@@ -91,10 +99,12 @@ impl ledger_server::Ledger for LedgerService {
             .ledger
             .append(actor, vec![item], request.expected_head_sequence, false)
             .await?;
-        let entry = answer(appended.entries, appended.events).next();
+        let mut entries = answer(appended.entries, appended.events);
+        let entry = entries.next();
         Ok(Response::new(v1::AppendResponse {
             entry,
             deduplicated: appended.deduplicated,
+            derived: entries.collect(),
         }))
     }
 

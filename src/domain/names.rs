@@ -103,6 +103,12 @@ impl ActorName {
     pub fn anonymous() -> ActorName {
         ActorName("anonymous".to_owned())
     }
+
+    /// The actor of entries the ledger derives itself (override and drift
+    /// incidents).
+    pub fn system() -> ActorName {
+        ActorName(crate::governance::SYSTEM_ACTOR.to_owned())
+    }
 }
 
 #[cfg(test)]

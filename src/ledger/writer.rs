@@ -19,10 +19,15 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Head;
+use super::{
+    Head,
+    checkpoint::Marker,
+    projection::{CHECKPOINT_EVERY, CheckpointRequest, Projection},
+};
 use crate::{
     LedgerError,
-    domain::{ActorName, AppendItem},
+    domain::{ActorName, AppendItem, ValidEvent},
+    governance::{self, EntryMeta, State},
     hash::{EntryHash, PayloadDigest},
     index::{Catalog, CatalogEntry},
     journal::{
@@ -77,13 +82,21 @@ pub struct Appended {
 }
 
 pub(super) struct Writer {
-    journal: JournalWriter,
-    catalog: Arc<RwLock<Catalog>>,
-    reader: Arc<JournalReader>,
+    pub(super) journal: JournalWriter,
+    pub(super) catalog: Arc<RwLock<Catalog>>,
+    pub(super) reader: Arc<JournalReader>,
     /// The chain as written so far, including the group being built.
-    cursor: ChainCursor,
-    head: watch::Sender<Head>,
-    failure: Arc<Mutex<Option<String>>>,
+    pub(super) cursor: ChainCursor,
+    pub(super) head: watch::Sender<Head>,
+    pub(super) failure: Arc<Mutex<Option<String>>>,
+    /// The projected state as written so far, including the group being
+    /// built; readers see it through `projection` once the group is durable.
+    pub(super) state: State,
+    pub(super) projection: Arc<Projection>,
+    /// Offers the state to the checkpointer thread now and then.
+    pub(super) checkpoints: std::sync::mpsc::SyncSender<CheckpointRequest>,
+    /// The sequence of the last state offered.
+    pub(super) checkpointed: u64,
 }
 
 /// What the group being built has claimed but not yet committed, so that
@@ -102,24 +115,6 @@ enum Outcome {
 type Reply = oneshot::Sender<Result<Appended, LedgerError>>;
 
 impl Writer {
-    pub(super) fn new(
-        journal: JournalWriter,
-        catalog: Arc<RwLock<Catalog>>,
-        reader: Arc<JournalReader>,
-        cursor: ChainCursor,
-        head: watch::Sender<Head>,
-        failure: Arc<Mutex<Option<String>>>,
-    ) -> Writer {
-        Writer {
-            journal,
-            catalog,
-            reader,
-            cursor,
-            head,
-            failure,
-        }
-    }
-
     pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut close = None;
         while close.is_none() {
@@ -189,8 +184,24 @@ impl Writer {
                 }
                 Ok(Some(duplicates)) => accepted.push((reply, Outcome::Duplicate(duplicates))),
                 Ok(None) => {
-                    let entries = self.encode(&actor, items, &mut pending, &mut buf, &mut records);
-                    accepted.push((reply, Outcome::New(entries)));
+                    // Recorded time never goes backwards along the chain,
+                    // even when the wall clock does.
+                    let recorded_at_us = now_us().max(self.cursor.last_recorded_at_us);
+                    match self.govern(&actor, items, batch, recorded_at_us) {
+                        Err(rejection) => {
+                            let _ = reply.send(Err(rejection));
+                        }
+                        Ok(planned) => {
+                            let entries = self.encode(
+                                planned,
+                                recorded_at_us,
+                                &mut pending,
+                                &mut buf,
+                                &mut records,
+                            );
+                            accepted.push((reply, Outcome::New(entries)));
+                        }
+                    }
                 }
             }
         }
@@ -216,6 +227,21 @@ impl Writer {
                 catalog.push(&CatalogEntry::of(envelope, pos));
             }
             drop(catalog);
+            self.projection.publish(&self.state);
+            if self.state.sequence() >= self.checkpointed + CHECKPOINT_EVERY {
+                let marker = Marker {
+                    sequence: self.state.sequence(),
+                    hash: self.cursor.prev_hash,
+                };
+                // A busy checkpointer skips this one; the next offer comes soon.
+                if self
+                    .checkpoints
+                    .try_send(CheckpointRequest::Save(marker, self.state.clone()))
+                    .is_ok()
+                {
+                    self.checkpointed = self.state.sequence();
+                }
+            }
             self.head.send_replace(Head::from(self.cursor));
         }
         for (reply, outcome) in accepted {
@@ -320,23 +346,77 @@ impl Writer {
         Ok(None)
     }
 
-    /// Assigns sequences, times and hashes; appends the records to `buf`.
-    fn encode(
+    /// Decides every item against the projected state (referential rules,
+    /// policy gates, drift), planning the events the rules derive (actor
+    /// `system`) right after the item that caused them, so they share its
+    /// atomic group. On success the working state has everything applied; on
+    /// rejection it is unchanged (the trial is a cheap copy-on-write clone).
+    fn govern(
         &mut self,
         actor: &ActorName,
         items: Vec<AppendItem>,
+        batch: bool,
+        recorded_at_us: i64,
+    ) -> Result<Vec<(ActorName, AppendItem)>, LedgerError> {
+        let mut trial = self.state.clone();
+        let mut sequence = self.cursor.next_sequence;
+        let mut planned = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let meta = EntryMeta {
+                sequence,
+                recorded_at_us,
+                actor: actor.to_string(),
+            };
+            let derived = governance::decide(&trial, &meta, item.event.event()).map_err(|r| {
+                LedgerError::Rejected {
+                    field: if batch {
+                        format!("items[{i}].event")
+                    } else {
+                        "event".into()
+                    },
+                    message: r.message,
+                    reasons: r.reasons,
+                }
+            })?;
+            trial.apply(&meta, item.event.event());
+            sequence += 1;
+            planned.push((actor.clone(), item));
+            for event in derived {
+                let event = ValidEvent::parse(Some(event), "derived event")?;
+                let meta = EntryMeta {
+                    sequence,
+                    recorded_at_us,
+                    actor: ActorName::system().to_string(),
+                };
+                trial.apply(&meta, event.event());
+                sequence += 1;
+                planned.push((
+                    ActorName::system(),
+                    AppendItem {
+                        event,
+                        idempotency_key: None,
+                        expected_subject_sequence: None,
+                    },
+                ));
+            }
+        }
+        self.state = trial;
+        Ok(planned)
+    }
+
+    /// Assigns sequences and hashes; appends the records to `buf`.
+    fn encode(
+        &mut self,
+        planned: Vec<(ActorName, AppendItem)>,
+        recorded_at_us: i64,
         pending: &mut Pending,
         buf: &mut Vec<u8>,
         records: &mut Vec<(Envelope, EntryHash, usize, u32)>,
     ) -> (Vec<StoredEntry>, Vec<Event>) {
-        let now = now_us();
-        // Recorded time never goes backwards along the chain, even when the
-        // wall clock does.
-        let recorded_at_us = now.max(self.cursor.last_recorded_at_us);
-        let count = items.len();
+        let count = planned.len();
         let mut entries = Vec::with_capacity(count);
         let mut events = Vec::with_capacity(count);
-        for (i, item) in items.into_iter().enumerate() {
+        for (i, (actor, item)) in planned.into_iter().enumerate() {
             let sequence = self.cursor.next_sequence;
             let envelope = Envelope {
                 sequence,
@@ -420,7 +500,8 @@ fn fail_all(accepted: Vec<(Reply, Outcome)>, error: &LedgerError) {
     }
 }
 
-fn now_us() -> i64 {
+/// The wall clock, in microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)

@@ -112,12 +112,13 @@ async fn entries_form_a_hash_chain_in_time_order() {
 #[tokio::test]
 async fn the_same_event_appended_twice_without_a_key_makes_two_entries() {
     let app = TestApp::spawn().await;
+    app.append_event(version("search/ranker")).await; // 1: what the eval is about
     let event = eval("search/ranker").event();
 
     let first = app.append_event(event.clone()).await;
     let second = app.append_event(event.clone()).await;
 
-    assert_eq!((first.sequence, second.sequence), (1, 2));
+    assert_eq!((first.sequence, second.sequence), (2, 3));
     assert_eq!(first.payload, second.payload);
     assert_eq!(first.payload_digest, second.payload_digest);
     assert_ne!(
@@ -130,6 +131,13 @@ async fn the_same_event_appended_twice_without_a_key_makes_two_entries() {
 #[tokio::test]
 async fn the_actor_comes_from_the_request_header() {
     let app = TestApp::spawn().await;
+    // Registered by a third actor: nobody approves their own version.
+    let registered = app
+        .append_as("release-bot", req(version("support-bot/triage-prompt")))
+        .await
+        .expect("Append with an actor header")
+        .entry
+        .unwrap();
 
     let named = app
         .append_as("ci-pipeline", req(approval("support-bot/triage-prompt")))
@@ -141,9 +149,13 @@ async fn the_actor_comes_from_the_request_header() {
         .append_event(approval("support-bot/triage-prompt"))
         .await;
 
+    assert_eq!(registered.actor, "release-bot");
     assert_eq!(named.actor, "ci-pipeline");
     assert_eq!(anonymous.actor, "anonymous");
-    assert_eq!(app.get_entry(1).await.unwrap().actor, "ci-pipeline");
+    assert_eq!(named.sequence, 2);
+    assert_eq!(app.get_entry(1).await.unwrap().actor, "release-bot");
+    assert_eq!(app.get_entry(2).await.unwrap().actor, "ci-pipeline");
+    assert_eq!(app.get_entry(3).await.unwrap().actor, "anonymous");
 }
 
 #[tokio::test]
@@ -153,11 +165,12 @@ async fn an_invalid_actor_header_is_rejected_and_appends_nothing() {
     let before = app.get_head().await;
     let too_long = "a".repeat(129);
 
+    // An event that would be accepted with a valid actor.
     for actor in ["has space", too_long.as_str()] {
-        let single = app.append_as(actor, req(version("a"))).await;
+        let single = app.append_as(actor, req(numbered("a", 3))).await;
         assert_status(single, Code::InvalidArgument, "");
         let batched = app
-            .append_batch_as(actor, batch(vec![version("a").event()]))
+            .append_batch_as(actor, batch(vec![numbered("a", 3)]))
             .await;
         assert_status(batched, Code::InvalidArgument, "");
         assert_eq!(
@@ -169,7 +182,7 @@ async fn an_invalid_actor_header_is_rejected_and_appends_nothing() {
     // The longest valid actor is fine.
     let longest = "b".repeat(128);
     let entry = app
-        .append_as(&longest, req(version("a")))
+        .append_as(&longest, req(numbered("a", 3)))
         .await
         .unwrap()
         .entry
@@ -177,13 +190,31 @@ async fn an_invalid_actor_header_is_rejected_and_appends_nothing() {
     assert_eq!(entry.actor, longest);
 }
 
+/// Derived entries (override and drift incidents) carry the actor `system`:
+/// no caller may claim it.
+#[tokio::test]
+async fn the_actor_system_is_reserved() {
+    let app = TestApp::spawn().await;
+    app.append_event(version("a")).await;
+    let before = app.get_head().await;
+
+    let single = app.append_as("system", req(numbered("a", 3))).await;
+    assert_status(single, Code::InvalidArgument, ACTOR_HEADER);
+    let batched = app
+        .append_batch_as("system", batch(vec![numbered("a", 3)]))
+        .await;
+    assert_status(batched, Code::InvalidArgument, ACTOR_HEADER);
+
+    assert_eq!(app.get_head().await, before, "head changed");
+}
+
 #[tokio::test]
 async fn get_entry_outside_the_log_is_not_found() {
     let app = TestApp::spawn().await;
 
     assert_status(app.get_entry(1).await, Code::NotFound, "");
-    app.append_event(version("a")).await;
-    app.append_event(version("a")).await;
+    app.append_event(numbered("a", 1)).await;
+    app.append_event(numbered("a", 2)).await;
 
     assert_status(app.get_entry(0).await, Code::NotFound, "");
     assert_status(app.get_entry(3).await, Code::NotFound, "");

@@ -1,6 +1,8 @@
 //! AppendBatch: consecutive sequences, all or nothing.
 
-use govledger::proto::v1::{AppendBatchRequest, BatchItem, EventKind, VersionRegistered};
+use govledger::proto::v1::{
+    AppendBatchRequest, ApprovalRecorded, BatchItem, EventKind, VersionRegistered,
+};
 use tonic::Code;
 
 use crate::helpers::*;
@@ -47,7 +49,7 @@ async fn a_batch_appends_consecutive_entries_ending_one_atomic_group() {
     assert_eq!(head.sequence, 7);
     assert_eq!(head.hash, entries[4].hash);
     // The next single append follows the batch.
-    let next = app.append_event(version("a")).await;
+    let next = app.append_event(numbered("a", 3)).await;
     assert_eq!(next.sequence, 8);
     assert_eq!(next.prev_hash, entries[4].hash);
     assert!(next.ends_atomic_group);
@@ -75,7 +77,8 @@ async fn a_batch_with_one_invalid_item_appends_nothing() {
     let app = TestApp::spawn().await;
     app.append_event(version("a")).await;
     let before = app.get_head().await;
-    let mut items: Vec<BatchItem> = (0..5).map(|n| item(numbered("a", n))).collect();
+    // Valid items but one (version labels 10..14 are new for "a").
+    let mut items: Vec<BatchItem> = (10..15).map(|n| item(numbered("a", n))).collect();
     items[3] = item(VersionRegistered {
         subject: "a//b".into(),
         ..version("a")
@@ -99,7 +102,7 @@ async fn a_batch_with_one_invalid_item_appends_nothing() {
         "a rejected batch leaves the head unchanged"
     );
     assert_status(app.get_entry(2).await, Code::NotFound, "");
-    let next = app.append_event(version("a")).await;
+    let next = app.append_event(numbered("a", 10)).await;
     assert_eq!(
         next.sequence, 2,
         "no sequence was consumed by the rejected batch"
@@ -109,17 +112,28 @@ async fn a_batch_with_one_invalid_item_appends_nothing() {
 #[tokio::test]
 async fn a_batch_of_1000_events_is_accepted() {
     let app = TestApp::spawn().await;
+    // The versions approved, registered by another actor first (entries 1..=7).
+    for s in 0..7 {
+        app.register(&format!("s{s}")).await;
+    }
+    // One approver approves each (version, environment) once.
     let events: Vec<_> = (0..1000)
-        .map(|n| approval(&format!("s{}", n % 7)).event())
+        .map(|n| {
+            ApprovalRecorded {
+                environment: format!("env-{n}"),
+                ..approval(&format!("s{}", n % 7))
+            }
+            .event()
+        })
         .collect();
 
     let entries = app.append_events(events).await;
 
-    assert_eq!(seqs(&entries), (1..=1000).collect::<Vec<_>>());
+    assert_eq!(seqs(&entries), (8..=1007).collect::<Vec<_>>());
     assert_linked(&entries);
     assert_eq!(entries.iter().filter(|e| e.ends_atomic_group).count(), 1);
     assert!(entries[999].ends_atomic_group);
-    assert_eq!(app.get_head().await.sequence, 1000);
+    assert_eq!(app.get_head().await.sequence, 1007);
     let read = app
         .read_entries(govledger::proto::v1::ReadEntriesRequest {
             kind: EventKind::ApprovalRecorded as i32,

@@ -110,6 +110,23 @@ async fn minimal_events_read_back_equal() {
     assert_eq!(policy.kind, EventKind::PolicySet as i32);
 }
 
+/// The `all_kinds` version is a subject's first and names no parent; this
+/// one does.
+#[tokio::test]
+async fn a_version_with_a_parent_reads_back_equal() {
+    let app = TestApp::spawn().await;
+    app.append_event(version("support-bot/triage-prompt")).await;
+    let event = child_version("support-bot/triage-prompt", "v3", V).event();
+
+    let entry = app.append_event(event.clone()).await;
+
+    assert_eq!(entry.event.as_ref(), Some(&event));
+    assert_eq!(
+        app.get_entry(entry.sequence).await.unwrap().event,
+        Some(event)
+    );
+}
+
 #[tokio::test]
 async fn large_content_reads_back_equal() {
     let app = TestApp::spawn().await;

@@ -2,6 +2,14 @@
 //! one method per RPC, builders for every event kind (valid by default) and
 //! helpers that damage a stopped (or running) ledger's files on purpose.
 //!
+//! "Valid" includes the governance rules the ledger enforces at append time:
+//! the other builders refer to version [`V`] of their subject, which
+//! [`version`] registers ([`TestApp::register`] registers it as [`REGISTRAR`],
+//! so that the default actor may approve it). A version label is registered
+//! once per subject ([`numbered`] and [`child_version`] make others), an
+//! incident id is used once per ledger, and nobody may approve a version they
+//! registered or authored ([`AUTHOR`]).
+//!
 //! Logs stay quiet unless `TEST_LOG` is set (`TEST_LOG=1 RUST_LOG=debug cargo
 //! test --test api`).
 
@@ -44,6 +52,13 @@ pub const ACTOR_HEADER: &str = "x-govledger-actor";
 /// Upper bound on any single wait in a test: a broken server fails the test
 /// instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(30);
+/// The version label every builder but [`version`] and [`numbered`] refers to.
+pub const V: &str = "v2";
+/// The `author` of the versions the builders register: may not approve them.
+pub const AUTHOR: &str = "alice";
+/// The actor [`TestApp::register`] registers as: neither [`AUTHOR`] nor the
+/// default actor (`anonymous`), so the default actor may approve what it registers.
+pub const REGISTRAR: &str = "ci";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -175,6 +190,16 @@ impl TestApp {
         within("Append", client.append(with_actor(actor, req)))
             .await
             .map(|r| r.into_inner())
+    }
+
+    /// Registers version [`V`] of `subject` ([`version`]) as [`REGISTRAR`], so
+    /// that the default actor may then approve it; returns its entry.
+    pub async fn register(&self, subject: &str) -> Entry {
+        self.append_as(REGISTRAR, req(version(subject)))
+            .await
+            .unwrap_or_else(|s| panic!("registering {subject} {V} as {REGISTRAR}: {s:?}"))
+            .entry
+            .expect("AppendResponse.entry is set")
     }
 
     /// Appends one event that must be accepted; returns its entry.
@@ -472,15 +497,17 @@ pub fn source() -> Source {
     }
 }
 
+/// Version [`V`] of `subject`, a prompt: valid once per subject. It names no
+/// parent (a parent must be registered first; see [`child_version`]).
 pub fn version(subject: &str) -> VersionRegistered {
     let content = format!("You are the triage assistant for {subject}. Be brief.").into_bytes();
     VersionRegistered {
         subject: subject.into(),
         subject_kind: SubjectKind::Prompt as i32,
-        version: "v2".into(),
+        version: V.into(),
         content_digest: digest(&content),
-        parent_version: "v1".into(),
-        author: "alice".into(),
+        parent_version: String::new(),
+        author: AUTHOR.into(),
         model: "gpt-4o-mini".into(),
         parameters: [("temperature", "0.2"), ("max_tokens", "512")]
             .into_iter()
@@ -489,6 +516,16 @@ pub fn version(subject: &str) -> VersionRegistered {
         source: Some(source()),
         summary: "Shorter answers; cite the refund policy".into(),
         content,
+    }
+}
+
+/// Version `label` of `subject`, changing `parent` (which must be registered).
+pub fn child_version(subject: &str, label: &str, parent: &str) -> VersionRegistered {
+    VersionRegistered {
+        version: label.into(),
+        parent_version: parent.into(),
+        summary: format!("{label}: shorter answers than {parent}; cite the refund policy"),
+        ..version(subject)
     }
 }
 
@@ -515,7 +552,7 @@ pub fn metric(name: &str, value: f64, threshold: f64) -> Metric {
 pub fn eval(subject: &str) -> EvalRecorded {
     EvalRecorded {
         subject: subject.into(),
-        version: "v2".into(),
+        version: V.into(),
         suite: "regression".into(),
         eval_kind: EvalKind::ModelGraded as i32,
         metrics: vec![
@@ -538,7 +575,7 @@ pub fn eval(subject: &str) -> EvalRecorded {
 pub fn approval(subject: &str) -> ApprovalRecorded {
     ApprovalRecorded {
         subject: subject.into(),
-        version: "v2".into(),
+        version: V.into(),
         environment: "production".into(),
         decision: Decision::Approve as i32,
         comment: "Eval evidence reviewed; fine to ship.".into(),
@@ -548,18 +585,27 @@ pub fn approval(subject: &str) -> ApprovalRecorded {
 pub fn deployment(subject: &str) -> DeploymentRecorded {
     DeploymentRecorded {
         subject: subject.into(),
-        version: "v2".into(),
+        version: V.into(),
         environment: "production".into(),
         override_justification: String::new(),
         source: Some(source()),
     }
 }
 
+/// The incident id [`incident_opened`] and [`lifecycle`] use for `version` of
+/// `subject`. Incident ids are unique across the ledger, so it depends on both.
+pub fn incident_id(subject: &str, version: &str) -> String {
+    let hash = blake3::hash(format!("{subject}@{version}").as_bytes());
+    format!("INC-{}", &hash.to_hex()[..12])
+}
+
+/// Opens incident [`incident_id`]`(subject, V)` against version [`V`]: valid
+/// once per subject.
 pub fn incident_opened(subject: &str) -> IncidentOpened {
     IncidentOpened {
-        incident_id: "INC-2026-031".into(),
+        incident_id: incident_id(subject, V),
         subject: subject.into(),
-        version: "v2".into(),
+        version: V.into(),
         environment: "production".into(),
         severity: Severity::High as i32,
         category: IncidentCategory::Hallucination as i32,
@@ -568,19 +614,21 @@ pub fn incident_opened(subject: &str) -> IncidentOpened {
     }
 }
 
+/// Resolves the incident of [`incident_opened`] (which must be open), fixed
+/// in version [`V`].
 pub fn incident_resolved(subject: &str) -> IncidentResolved {
     IncidentResolved {
-        incident_id: "INC-2026-031".into(),
+        incident_id: incident_id(subject, V),
         subject: subject.into(),
-        resolution: "Rolled back to v1; v3 grounds answers in the policy doc.".into(),
-        fixing_version: "v3".into(),
+        resolution: "Refund policy doc added to the retrieval index; answers now cite it.".into(),
+        fixing_version: V.into(),
     }
 }
 
 pub fn feedback(subject: &str) -> FeedbackRecorded {
     FeedbackRecorded {
         subject: subject.into(),
-        version: "v2".into(),
+        version: V.into(),
         environment: "production".into(),
         window_start: Some(prost_types::Timestamp {
             seconds: 1_772_500_000,
@@ -616,17 +664,75 @@ pub fn policy(subject: &str) -> PolicySet {
     }
 }
 
-/// One valid event of every kind for `subject`, in EventKind order.
+/// One valid event of every kind for `subject`, in EventKind order:
+/// [`lifecycle`]`(subject, V, "production")`. Valid once per subject.
 pub fn all_kinds(subject: &str) -> Vec<Event> {
+    lifecycle(subject, V, "production")
+}
+
+/// One event of every kind, in EventKind order, about a new `version` of
+/// `subject` in `environment`: registered, evaluated, reviewed, deployed, an
+/// incident opened and resolved, feedback, and finally a policy for the
+/// environment.
+///
+/// Valid when appended in this order (singly or in one batch) by any one
+/// actor, provided `version` is new for `subject` and no policy is in force
+/// for (`subject`, `environment`) yet: the review is a REJECT, because nobody
+/// may approve a version they registered (and a REJECT does not stop a
+/// deployment when no policy is in force).
+pub fn lifecycle(subject: &str, version: &str, environment: &str) -> Vec<Event> {
+    let v = || version.to_owned();
+    let env = || environment.to_owned();
+    let id = incident_id(subject, version);
     vec![
-        version(subject).event(),
-        eval(subject).event(),
-        approval(subject).event(),
-        deployment(subject).event(),
-        incident_opened(subject).event(),
-        incident_resolved(subject).event(),
-        feedback(subject).event(),
-        policy(subject).event(),
+        VersionRegistered {
+            version: v(),
+            ..self::version(subject)
+        }
+        .event(),
+        EvalRecorded {
+            version: v(),
+            ..eval(subject)
+        }
+        .event(),
+        ApprovalRecorded {
+            version: v(),
+            environment: env(),
+            decision: Decision::Reject as i32,
+            comment: "Needs a grounding eval before it ships.".into(),
+            ..approval(subject)
+        }
+        .event(),
+        DeploymentRecorded {
+            version: v(),
+            environment: env(),
+            ..deployment(subject)
+        }
+        .event(),
+        IncidentOpened {
+            incident_id: id.clone(),
+            version: v(),
+            environment: env(),
+            ..incident_opened(subject)
+        }
+        .event(),
+        IncidentResolved {
+            incident_id: id,
+            fixing_version: v(),
+            ..incident_resolved(subject)
+        }
+        .event(),
+        FeedbackRecorded {
+            version: v(),
+            environment: env(),
+            ..feedback(subject)
+        }
+        .event(),
+        PolicySet {
+            environment: env(),
+            ..policy(subject)
+        }
+        .event(),
     ]
 }
 
@@ -654,7 +760,8 @@ pub fn kind_of(event: &Event) -> EventKind {
     }
 }
 
-/// A cheap valid event whose version label is `v{n}` (distinct content per n).
+/// A cheap event registering version `v{n}` of `subject` (no parent): valid
+/// once per (subject, n); n = 2 is [`V`].
 pub fn numbered(subject: &str, n: usize) -> Event {
     VersionRegistered {
         version: format!("v{n}"),

@@ -9,7 +9,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_retry_with_the_same_key_and_event_returns_the_original_entry() {
     let app = TestApp::spawn().await;
-    app.append_event(version("a")).await;
+    app.append_event(version("support-bot/triage-prompt")).await;
     let request = keyed(eval("support-bot/triage-prompt"), "ci-run-4243-eval");
 
     let first = app.append(request.clone()).await.expect("first append");
@@ -31,6 +31,7 @@ async fn a_retry_with_the_same_key_and_event_returns_the_original_entry() {
 #[tokio::test]
 async fn the_same_key_with_a_different_event_is_already_exists() {
     let app = TestApp::spawn().await;
+    app.register("a").await;
     app.append(keyed(approval("a"), "approve-a-v2"))
         .await
         .unwrap();
@@ -145,6 +146,7 @@ async fn a_retried_batch_returns_the_same_entries() {
 #[tokio::test]
 async fn concurrent_retries_append_exactly_once() {
     let app = TestApp::spawn().await;
+    let registered = app.append_event(version("a")).await; // 1
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let mut client = app.new_client().await;
@@ -165,13 +167,14 @@ async fn concurrent_retries_append_exactly_once() {
         responses.push(resp);
     }
 
+    let expected = registered.sequence + 1;
     assert_eq!(
         app.get_head().await.sequence,
-        1,
+        expected,
         "the key appended exactly one entry"
     );
     assert_eq!(responses.iter().filter(|r| !r.deduplicated).count(), 1);
     for resp in &responses {
-        assert_eq!(resp.entry.as_ref().unwrap().sequence, 1);
+        assert_eq!(resp.entry.as_ref().unwrap().sequence, expected);
     }
 }

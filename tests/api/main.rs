@@ -8,6 +8,7 @@ mod batch;
 mod cli;
 mod concurrency;
 mod events;
+mod governance;
 mod health;
 mod idempotency;
 mod optimistic;

@@ -24,11 +24,11 @@ async fn a_matching_expected_head_appends() {
     let app = TestApp::spawn().await;
 
     let first = app
-        .append(expecting_head(version("a"), 0))
+        .append(expecting_head(numbered("a", 1), 0))
         .await
         .expect("head 0 on an empty log");
     let second = app
-        .append(expecting_head(version("a"), 1))
+        .append(expecting_head(numbered("a", 2), 1))
         .await
         .expect("head 1");
 
@@ -43,8 +43,12 @@ async fn a_wrong_expected_head_is_failed_precondition_with_the_actual_head() {
         .await;
     let before = app.get_head().await;
 
+    // An event that would be accepted (v13 is new for "a"): only the
+    // expectation fails.
     for expected in [0, 12, 14, 42] {
-        let result = app.append(expecting_head(version("a"), expected)).await;
+        let result = app
+            .append(expecting_head(numbered("a", 13), expected))
+            .await;
         assert_status(result, Code::FailedPrecondition, "13");
         assert_eq!(
             app.get_head().await,
@@ -57,9 +61,10 @@ async fn a_wrong_expected_head_is_failed_precondition_with_the_actual_head() {
 #[tokio::test]
 async fn expected_subject_sequence_checks_the_subjects_last_entry() {
     let app = TestApp::spawn().await;
-    // Subject "a" at 2 and 17; "b" everywhere else.
-    app.append_event(version("b")).await;
-    app.append_event(version("a")).await;
+    // Subject "a" at 2 and 17; "b" everywhere else. "a" is registered by
+    // another actor, so that the default actor may approve it.
+    app.append_event(numbered("b", 14)).await;
+    app.register("a").await;
     app.append_events((0..14).map(|n| numbered("b", n)).collect())
         .await;
     app.append_event(eval("a")).await;
@@ -108,14 +113,14 @@ async fn a_batch_checks_the_expected_head() {
 
     let stale = AppendBatchRequest {
         expected_head_sequence: Some(3),
-        ..batch(all_kinds("a"))
+        ..batch(all_kinds("b"))
     };
     assert_status(app.append_batch(stale).await, Code::FailedPrecondition, "5");
     assert_eq!(app.get_head().await, before);
 
     let current = AppendBatchRequest {
         expected_head_sequence: Some(5),
-        ..batch(all_kinds("a"))
+        ..batch(all_kinds("b"))
     };
     let entries = app
         .append_batch(current)
@@ -128,7 +133,7 @@ async fn a_batch_checks_the_expected_head() {
 #[tokio::test]
 async fn batch_items_check_subject_sequences_against_the_log_before_the_batch() {
     let app = TestApp::spawn().await;
-    app.append_event(version("a")).await; // 1
+    app.register("a").await; // 1
     app.append_event(version("b")).await; // 2
     let before = app.get_head().await;
 

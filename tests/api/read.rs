@@ -12,14 +12,25 @@ const SUBJECTS: [&str; 3] = [
 ];
 const ACTORS: [&str; 3] = ["alice", "ci-bot", "anonymous"];
 
+/// The order in which each subject's events (indexes into `all_kinds`) are
+/// appended: a different valid order per subject (registered first, the
+/// incident opened before it is resolved, the policy last so that it gates
+/// nothing), so that kinds and actors mix differently per subject.
+const ORDERS: [[usize; 8]; 3] = [
+    [0, 1, 2, 3, 4, 5, 6, 7],
+    [0, 2, 1, 3, 6, 4, 5, 7],
+    [0, 1, 3, 4, 2, 6, 5, 7],
+];
+
 /// 24 single appends covering every (subject, kind) pair, three actors, then a
-/// batch of 5 by alice: 29 entries in all.
+/// batch of 5 by alice (a second version of the last subject, in another
+/// environment): 29 entries in all.
 async fn seeded() -> (TestApp, Vec<Entry>) {
     let app = TestApp::spawn().await;
     for i in 0..24 {
-        let subject = SUBJECTS[i % 3];
-        let event = all_kinds(subject).swap_remove(i % 8);
-        let actor = ACTORS[(i / 3) % 3];
+        let (subject, round) = (i % 3, i / 3);
+        let event = all_kinds(SUBJECTS[subject]).swap_remove(ORDERS[subject][round]);
+        let actor = ACTORS[round % 3];
         let resp = if actor == "anonymous" {
             app.append(req(event)).await
         } else {
@@ -27,9 +38,12 @@ async fn seeded() -> (TestApp, Vec<Entry>) {
         };
         resp.expect("seed append");
     }
-    app.append_batch_as("alice", batch(all_kinds("search/ranker")[..5].to_vec()))
-        .await
-        .expect("seed batch");
+    app.append_batch_as(
+        "alice",
+        batch(lifecycle("search/ranker", "v3", "staging")[..5].to_vec()),
+    )
+    .await
+    .expect("seed batch");
     let all = app.read_all().await;
     assert_eq!(all.len(), 29);
     (app, all)

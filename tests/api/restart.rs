@@ -1,7 +1,7 @@
 //! Restarts: everything acknowledged is there after stop and start, and the
 //! indexes are rebuilt from the journal.
 
-use govledger::proto::v1::{Entry, EventKind, ReadEntriesRequest};
+use govledger::proto::v1::{Entry, EvalRecorded, EventKind, ReadEntriesRequest};
 
 use crate::helpers::*;
 
@@ -73,7 +73,12 @@ async fn populate(app: &TestApp, round: usize) {
     app.append_batch_as("ci-bot", batch(all_kinds(&format!("round/{round}"))))
         .await
         .unwrap();
-    app.append_event(eval("a")).await;
+    // An eval of the version of "a" this round registered.
+    app.append_event(EvalRecorded {
+        version: format!("v{}", round * 10),
+        ..eval("a")
+    })
+    .await;
 }
 
 #[tokio::test]

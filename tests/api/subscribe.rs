@@ -141,9 +141,13 @@ async fn subscribe_filters_by_subject_and_kind() {
     assert_quiet(&mut by_kind).await;
     assert_quiet(&mut both).await;
 
-    // Live entries are filtered too.
-    app.append_events(all_kinds("b")).await; // 25..=32
-    app.append_event(approval("a")).await; // 33
+    // Live entries are filtered too: a second version of "b" (in another
+    // environment, where no policy is in force yet), and an approval of "a"'s
+    // version by someone who did not register it.
+    app.append_events(lifecycle("b", "v3", "staging")).await; // 25..=32
+    app.append_as("reviewer", req(approval("a")))
+        .await
+        .expect("approval"); // 33
     assert_eq!(next_entry(&mut by_subject).await.sequence, 33);
     assert_eq!(seqs(&take(&mut by_kind, 2).await), vec![27, 33]);
     assert_eq!(next_entry(&mut both).await.sequence, 32);

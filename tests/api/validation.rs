@@ -5,7 +5,7 @@
 use govledger::proto::v1::{
     AppendBatchRequest, AppendRequest, ApprovalRecorded, BatchItem, DeploymentRecorded, Direction,
     EvalRecorded, Event, FeedbackRecorded, IncidentOpened, IncidentResolved, Metric, PolicySet,
-    RequiredSuite, VersionRegistered,
+    RequiredSuite, SubjectKind, VersionRegistered, event::Kind,
 };
 use prost_types::Timestamp;
 use tonic::{Code, Status};
@@ -62,6 +62,9 @@ fn problem<T>(result: Result<T, Status>, fields: &[String]) -> Option<String> {
 async fn assert_all_rejected(cases: Vec<Case>) {
     let app = TestApp::spawn().await;
     app.append_event(version("seed")).await;
+    // The good items around a bad one are valid: they approve and evaluate a
+    // registered version, which the approver did not register.
+    app.register("ok").await;
     let mut head = app.get_head().await;
     let mut failures = Vec::new();
     for case in &cases {
@@ -116,23 +119,25 @@ async fn assert_all_rejected(cases: Vec<Case>) {
     );
 }
 
-/// Every event must be accepted, alone and in a batch.
+/// Every event must be accepted, alone and in a batch (followed by a valid item).
+///
+/// The governance rules apply after validation, so each event is appended
+/// where what it refers to exists: its [`prerequisites`] first (as
+/// [`REGISTRAR`]), and the event itself from an actor of its own, so that no
+/// approval is of the approver's own version or a repeat. The cases run one
+/// after another on one server per mode; a case that this shared ledger refuses
+/// for what earlier cases left in it (FAILED_PRECONDITION: its version label or
+/// incident id is taken, a policy in force gates its deployment...) runs again
+/// on a fresh server, where it must be accepted.
 async fn assert_all_accepted(cases: Vec<(String, Event)>) {
-    let app = TestApp::spawn().await;
+    let mut single = Accepting::new(Mode::Append).await;
+    let mut batched = Accepting::new(Mode::AppendBatch).await;
     let mut failures = Vec::new();
     for (name, event) in &cases {
-        if let Err(s) = app.append(req(event.clone())).await {
-            failures.push(format!("{name} [Append]: {:?} {:?}", s.code(), s.message()));
-        }
-        if let Err(s) = app
-            .append_batch(batch(vec![event.clone(), approval("ok").event()]))
-            .await
-        {
-            failures.push(format!(
-                "{name} [AppendBatch]: {:?} {:?}",
-                s.code(),
-                s.message()
-            ));
+        for accepting in [&mut single, &mut batched] {
+            if let Err(p) = accepting.check(event).await {
+                failures.push(format!("{name} [{:?}]: {p}", accepting.mode));
+            }
         }
     }
     assert!(
@@ -140,6 +145,123 @@ async fn assert_all_accepted(cases: Vec<(String, Event)>) {
         "valid events were rejected:\n  {}",
         failures.join("\n  ")
     );
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Append,
+    AppendBatch,
+}
+
+/// A server that valid events are appended to, one case after another.
+struct Accepting {
+    app: TestApp,
+    mode: Mode,
+    appends: usize,
+}
+
+impl Accepting {
+    async fn new(mode: Mode) -> Accepting {
+        let app = TestApp::spawn().await;
+        // What the valid item after a batched case approves.
+        app.register("ok").await;
+        Accepting {
+            app,
+            mode,
+            appends: 0,
+        }
+    }
+
+    /// Appends `event` after its prerequisites, again on a fresh server if
+    /// this one refuses it for its state; why it was rejected, if it was.
+    async fn check(&mut self, event: &Event) -> Result<(), String> {
+        let describe = |s: Status| format!("{:?} {:?}", s.code(), s.message());
+        match self.attempt(event, false).await {
+            Err(s) if s.code() == Code::FailedPrecondition => {
+                let mut fresh = Accepting::new(self.mode).await;
+                fresh
+                    .attempt(event, true)
+                    .await
+                    .map_err(|s| format!("{} (on a fresh ledger)", describe(s)))
+            }
+            result => result.map_err(describe),
+        }
+    }
+
+    /// `strict`: every prerequisite must be accepted (on a fresh ledger);
+    /// otherwise one refused is taken as already there, and the event tells.
+    async fn attempt(&mut self, event: &Event, strict: bool) -> Result<(), Status> {
+        for prerequisite in prerequisites(event) {
+            match self
+                .app
+                .append_as(REGISTRAR, req(prerequisite.clone()))
+                .await
+            {
+                Ok(_) => {}
+                Err(s) if !strict && s.code() == Code::FailedPrecondition => {}
+                Err(s) => {
+                    return Err(Status::new(
+                        s.code(),
+                        format!("prerequisite {prerequisite:?} refused: {}", s.message()),
+                    ));
+                }
+            }
+        }
+        self.appends += 1;
+        let actor = format!("case-{}", self.appends);
+        match self.mode {
+            Mode::Append => self
+                .app
+                .append_as(&actor, req(event.clone()))
+                .await
+                .map(drop),
+            Mode::AppendBatch => self
+                .app
+                .append_batch_as(&actor, batch(vec![event.clone(), approval("ok").event()]))
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// The events that must be in the log before `event` can be: the versions it
+/// names registered (the parent of a version with the version's kind, others
+/// as prompts), and the incident it resolves opened, on its subject.
+fn prerequisites(event: &Event) -> Vec<Event> {
+    let register = |subject: &str, label: &str, kind: i32| {
+        VersionRegistered {
+            version: label.into(),
+            subject_kind: kind,
+            ..version(subject)
+        }
+        .event()
+    };
+    let prompt = SubjectKind::Prompt as i32;
+    match event.kind.as_ref().expect("the case sets an event kind") {
+        Kind::VersionRegistered(e) if e.parent_version.is_empty() => vec![],
+        Kind::VersionRegistered(e) => vec![register(&e.subject, &e.parent_version, e.subject_kind)],
+        Kind::EvalRecorded(e) => vec![register(&e.subject, &e.version, prompt)],
+        Kind::ApprovalRecorded(e) => vec![register(&e.subject, &e.version, prompt)],
+        Kind::DeploymentRecorded(e) => vec![register(&e.subject, &e.version, prompt)],
+        Kind::FeedbackRecorded(e) => vec![register(&e.subject, &e.version, prompt)],
+        Kind::IncidentOpened(e) if e.version.is_empty() => vec![register(&e.subject, V, prompt)],
+        Kind::IncidentOpened(e) => vec![register(&e.subject, &e.version, prompt)],
+        Kind::IncidentResolved(e) => {
+            let mut events = vec![register(&e.subject, V, prompt)];
+            if !e.fixing_version.is_empty() && e.fixing_version != V {
+                events.push(register(&e.subject, &e.fixing_version, prompt));
+            }
+            events.push(
+                IncidentOpened {
+                    incident_id: e.incident_id.clone(),
+                    ..incident_opened(&e.subject)
+                }
+                .event(),
+            );
+            events
+        }
+        Kind::PolicySet(_) => vec![],
+    }
 }
 
 fn named(name: impl Into<String>, event: impl ToEvent) -> (String, Event) {
@@ -1182,8 +1304,15 @@ async fn invalid_idempotency_keys_are_rejected() {
 async fn idempotency_keys_at_the_limits_are_accepted() {
     let app = TestApp::spawn().await;
     let punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~0aZ";
-    for key in ["k".repeat(128), punctuation.to_owned(), "x".to_owned()] {
-        let resp = app.append(keyed(version("a"), &key)).await;
+    for (n, key) in ["k".repeat(128), punctuation.to_owned(), "x".to_owned()]
+        .into_iter()
+        .enumerate()
+    {
+        // A new version each time, registered by another actor than the
+        // (default) one that approves it in the batch below.
+        let resp = app
+            .append_as(REGISTRAR, keyed(numbered("a", n), &key))
+            .await;
         let entry = resp
             .unwrap_or_else(|s| panic!("key {key:?} rejected: {s:?}"))
             .entry
@@ -1193,7 +1322,10 @@ async fn idempotency_keys_at_the_limits_are_accepted() {
             .append_batch(AppendBatchRequest {
                 items: vec![BatchItem {
                     idempotency_key: format!("b{}", &key[1..]),
-                    ..item(approval("a"))
+                    ..item(ApprovalRecorded {
+                        version: format!("v{n}"),
+                        ..approval("a")
+                    })
                 }],
                 expected_head_sequence: None,
             })
@@ -1214,11 +1346,7 @@ async fn batches_outside_1_to_1000_items_or_over_16_mib_are_rejected() {
     assert_status(empty, Code::InvalidArgument, "items");
     assert_eq!(app.get_head().await, before);
 
-    let too_many = batch(
-        (0..1001)
-            .map(|n| approval(&format!("s{n}")).event())
-            .collect(),
-    );
+    let too_many = batch((0..1001).map(|n| numbered("a", n)).collect());
     assert_status(
         app.append_batch(too_many).await,
         Code::InvalidArgument,

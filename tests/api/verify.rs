@@ -8,7 +8,7 @@ async fn a_healthy_log_verifies() {
     let app = TestApp::spawn().await;
     for subject in ["a", "b"] {
         app.append_events(all_kinds(subject)).await;
-        app.append_event(version(subject)).await;
+        app.append_event(numbered(subject, 3)).await;
     }
     let head = app.get_head().await;
     assert_eq!(head.sequence, 18);

@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Batches of 1,000 events each batch client sends.
     #[arg(long, default_value_t = 100)]
     pub batches_per_client: usize,
+    /// Governance reads per kind (GetSubjectState now and as of a past entry,
+    /// CheckGate), after the writes; 0 skips them.
+    #[arg(long, default_value_t = 2000)]
+    pub reads: usize,
     /// Data directory for the benchmark ledger (default: a fresh temporary one).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -246,6 +250,10 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
 
+    if args.reads > 0 {
+        governance_reads(&endpoint, args.reads).await?;
+    }
+
     if let Some((stop, handle)) = server {
         let _ = stop.send(());
         handle.await.context("server task")??;
@@ -353,6 +361,89 @@ async fn ceiling(
         latencies.extend(task.await??);
     }
     Ok((latencies.len(), started.elapsed(), latencies))
+}
+
+/// Latency of governance reads from 4 concurrent clients: the live state of
+/// a subject, its state as of a past entry (spread over the whole log), and a
+/// gate check.
+async fn governance_reads(endpoint: &Endpoint, per_kind: usize) -> anyhow::Result<()> {
+    use crate::proto::v1::{
+        AsOf, CheckGateRequest, GetHeadRequest, GetSubjectStateRequest, as_of::Point,
+        governance_client::GovernanceClient,
+    };
+    const CLIENTS: usize = 4;
+    let head = connect(endpoint)
+        .await?
+        .get_head(GetHeadRequest {})
+        .await?
+        .into_inner()
+        .sequence;
+    for kind in ["state", "state-as-of", "check-gate"] {
+        let mut tasks = Vec::new();
+        for c in 0..CLIENTS {
+            let mut client = GovernanceClient::new(endpoint.connect().await?);
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_kind / CLIENTS);
+                for n in 0..per_kind / CLIENTS {
+                    let subject = subject((c + n) % 2);
+                    // A spread of past points: a cheap deterministic scramble.
+                    let point = 1 + (n as u64 * 2_654_435_761 + c as u64) % head.max(1);
+                    let started = Instant::now();
+                    match kind {
+                        "state" => client
+                            .get_subject_state(GetSubjectStateRequest {
+                                subject,
+                                as_of: None,
+                            })
+                            .await
+                            .map(|_| ()),
+                        "state-as-of" => client
+                            .get_subject_state(GetSubjectStateRequest {
+                                subject,
+                                as_of: Some(AsOf {
+                                    point: Some(Point::Sequence(point)),
+                                }),
+                            })
+                            .await
+                            .map(|_| ())
+                            .or_else(|s| {
+                                if s.code() == tonic::Code::NotFound {
+                                    Ok(())
+                                } else {
+                                    Err(s)
+                                }
+                            }),
+                        _ => client
+                            .check_gate(CheckGateRequest {
+                                subject,
+                                version: "v1".into(),
+                                environment: "prod".into(),
+                                deployer: "bench".into(),
+                                as_of: None,
+                            })
+                            .await
+                            .map(|_| ()),
+                    }?;
+                    latencies.push(started.elapsed());
+                }
+                anyhow::Ok(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await??);
+        }
+        latencies.sort_unstable();
+        println!(
+            "read      {:<12} {:>8} calls at head {head}  p50 {:>6.3} ms  p99 {:>6.3} ms  max {:>6.3} ms",
+            kind,
+            latencies.len(),
+            ms(latencies[latencies.len() / 2]),
+            ms(latencies[latencies.len() * 99 / 100]),
+            ms(*latencies.last().expect("latencies")),
+        );
+    }
+    Ok(())
 }
 
 async fn batch_appends(

@@ -13,13 +13,16 @@
 //!   records, the group-commit writer's file handling, the scanner that
 //!   verifies and recovers the journal at start-up, and positional reads.
 //!   It never interprets event payloads.
-//! - [`governance`]: the pure core of governance (state fold, rules, gate, drift); no I/O.
+//! - [`governance`]: the pure core of governance: the projected state and
+//!   its fold, the rules that decide (referential, separation of duties,
+//!   gates, overrides, drift). No I/O.
 //! - [`verify`]: chain verification over a run of records (parallel hashing,
 //!   sequential linkage), shared by start-up, `VerifyChain` and `govledger verify`.
-//! - [`index`]: secondary indexes in sled (by sequence, subject, kind, actor,
-//!   time, idempotency key). Always rebuildable from the journal.
+//! - [`index`]: the in-memory catalog (record positions, times, postings by
+//!   kind, subject and actor, idempotency keys), rebuilt from the journal.
 //! - [`ledger`]: the [`Ledger`] handle: opens and recovers a data dir, runs
-//!   the single writer thread (group commit), answers reads and queries.
+//!   the single writer thread (group commit, governed), publishes the
+//!   projected state, answers reads, queries and "as of" questions.
 //! - [`api`]: the gRPC services. The only module that touches tonic and the
 //!   request/response messages; converts errors to `tonic::Status` in one place.
 //! - [`server`]: `run(listener, ledger, shutdown)`: serves the API, health and

@@ -85,12 +85,19 @@ async fn register_subjects(endpoint: &Endpoint, clients: usize) -> anyhow::Resul
                 ..Default::default()
             })
             .collect();
-        client
+        let registered = client
             .append_batch(AppendBatchRequest {
                 items,
                 expected_head_sequence: None,
             })
-            .await?;
+            .await;
+        match registered {
+            // Registered by an earlier run on the same data directory.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }

@@ -41,8 +41,13 @@ impl GovernanceService {
         })
     }
 
-    /// The state as of `point`, exact for `subject` (blocking when in the past).
+    /// The state as of `point`, exact for `subject`. The current state is a
+    /// cheap copy; a past one replays entries, off the async threads.
     async fn state_at(&self, subject: &str, point: u64) -> Result<State, Status> {
+        let current = self.ledger.state();
+        if point >= current.sequence() {
+            return Ok(current);
+        }
         let ledger = self.ledger.clone();
         let subject = subject.to_owned();
         Ok(

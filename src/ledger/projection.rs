@@ -10,7 +10,7 @@ use crate::governance::State;
 /// the nearest snapshot at or before its point and replays only the
 /// subject's (and the default policy's) entries since, so it reads at most
 /// this many entries however long the log is.
-pub const SNAPSHOT_INTERVAL: u64 = 8192;
+pub const SNAPSHOT_INTERVAL: u64 = 4096;
 
 pub struct Projection {
     /// The state after the last acknowledged group. Cloning it is O(1): the

@@ -469,7 +469,7 @@ async fn the_gate_as_of_a_moment_uses_the_policy_then_in_force() {
 
 /// After every step, the live state is captured; later "as of" answers for
 /// each step's sequence must equal what was live then — also across the
-/// snapshot interval (8,192 entries) and after a restart (which rebuilds
+/// snapshot interval (4,096 entries) and after a restart (which rebuilds
 /// the state and its snapshots from the journal).
 #[tokio::test]
 async fn as_of_answers_equal_the_state_that_was_live_then() {

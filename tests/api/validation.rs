@@ -346,20 +346,13 @@ fn with_subject_on_every_kind(subject: &str) -> Vec<(Event, &'static str)> {
             .event(),
             "event.deployment_recorded.subject",
         ),
+        // Built for the subject: each subject's incident id is its own.
         (
-            IncidentOpened {
-                subject: s(),
-                ..incident_opened("a")
-            }
-            .event(),
+            incident_opened(subject).event(),
             "event.incident_opened.subject",
         ),
         (
-            IncidentResolved {
-                subject: s(),
-                ..incident_resolved("a")
-            }
-            .event(),
+            incident_resolved(subject).event(),
             "event.incident_resolved.subject",
         ),
         (

@@ -66,8 +66,19 @@ fn known_version<'a>(
 }
 
 fn register(state: &State, e: &VersionRegistered) -> Result<(), Rejection> {
+    let parent_missing = || {
+        Rejection::new(format!(
+            "parent version {} of {} is not registered",
+            e.parent_version, e.subject
+        ))
+    };
     let Some(subject) = state.subject(&e.subject) else {
-        return Ok(());
+        // A subject's first version has nothing to descend from.
+        return if e.parent_version.is_empty() {
+            Ok(())
+        } else {
+            Err(parent_missing())
+        };
     };
     if let Some(existing) = subject.version(&e.version) {
         return Err(Rejection::new(format!(
@@ -86,10 +97,7 @@ fn register(state: &State, e: &VersionRegistered) -> Result<(), Rejection> {
         )));
     }
     if !e.parent_version.is_empty() && subject.version(&e.parent_version).is_none() {
-        return Err(Rejection::new(format!(
-            "parent version {} of {} is not registered",
-            e.parent_version, e.subject
-        )));
+        return Err(parent_missing());
     }
     Ok(())
 }

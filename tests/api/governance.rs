@@ -419,6 +419,8 @@ async fn an_override_is_recorded_with_exactly_one_linked_incident() {
 async fn referential_rules_reject_unknown_references() {
     let g = Gov::spawn().await;
     g.rejected("ci", eval("v1", 0.9), S).await;
+    g.rejected("dev", register("v1", "v0", "dev"), "parent version v0")
+        .await;
     g.ok("dev", register("v1", "", "dev")).await;
     g.rejected("dev", register("v1", "", "dev"), "v1").await;
     g.rejected("dev", register("v2", "v0", "dev"), "v0").await;

@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "govledger/v1/event.proto",
     "govledger/v1/ledger.proto",
     "govledger/v1/governance.proto",
+    "govledger/v1/access.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

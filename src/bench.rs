@@ -14,10 +14,11 @@ use std::{
 };
 
 use anyhow::Context;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::{
     Ledger, LedgerConfig,
+    connect::{Authed, Bearer},
     proto::v1::{
         AppendBatchRequest, AppendRequest, BatchItem, Direction, EvalKind, EvalRecorded, Event,
         Metric, Source, VerifyChainRequest, event::Kind, ledger_client::LedgerClient,
@@ -52,6 +53,11 @@ pub struct BenchArgs {
     /// Benchmark a running server at this address instead of an in-process one.
     #[arg(long)]
     pub addr: Option<SocketAddr>,
+    /// With --addr: a token whose principal holds the recorder role over
+    /// `bench/*`. (In-process, the bench issues its own from the bootstrap
+    /// admin token.)
+    #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Versions each benchmark subject has; evals cycle through them.
@@ -63,7 +69,7 @@ fn subject(client: usize) -> String {
 
 /// Registers the subjects and versions the eval events refer to (the ledger
 /// rejects evals of unknown versions).
-async fn register_subjects(endpoint: &Endpoint, clients: usize) -> anyhow::Result<()> {
+async fn register_subjects(endpoint: &Target, clients: usize) -> anyhow::Result<()> {
     let mut client = connect(endpoint).await?;
     for c in 0..clients {
         let items = (1..=VERSIONS)
@@ -163,6 +169,8 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
                 }
             };
             let ledger = Ledger::open(LedgerConfig::new(&dir))?;
+            // Before serving, so the admin token file exists once we connect.
+            crate::auth::bootstrap(&ledger).await?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -173,16 +181,26 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
                 "bench: in-process server on {addr}, data in {}",
                 dir.display()
             );
-            (addr, Some((stop, handle)))
+            (addr, Some((stop, handle, dir)))
         }
     };
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
-    register_subjects(&endpoint, args.clients.max(args.batch_clients)).await?;
+    let token = match (&args.token, &server) {
+        (Some(token), _) => token.clone(),
+        (None, Some((_, _, dir))) => bench_token(&endpoint, dir).await?,
+        (None, None) => anyhow::bail!("--addr needs --token (or GOVLEDGER_TOKEN)"),
+    };
+    let target = Target {
+        endpoint,
+        bearer: Bearer::new(Some(&token))?,
+    };
+    let endpoint = &target;
+    register_subjects(endpoint, args.clients.max(args.batch_clients)).await?;
 
     // The ceiling: the same clients and connections calling an RPC that does
     // no work (GetHead), to separate the gRPC stack's cost from the ledger's.
     let (count, elapsed, mut latencies) = ceiling(
-        &endpoint,
+        endpoint,
         args.clients,
         args.connections,
         args.appends_per_client,
@@ -204,7 +222,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     let (count, elapsed, mut latencies) = single_appends(
-        &endpoint,
+        endpoint,
         args.clients,
         args.connections,
         args.appends_per_client,
@@ -229,7 +247,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     let (entries, elapsed) =
-        batch_appends(&endpoint, args.batch_clients, args.batches_per_client).await?;
+        batch_appends(endpoint, args.batch_clients, args.batches_per_client).await?;
     println!(
         "batch     {:>3} clients             {:>8} entries  {:>9.0} entries/s  (batches of 1000)",
         args.batch_clients,
@@ -237,7 +255,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
         entries as f64 / elapsed.as_secs_f64()
     );
 
-    let mut client = LedgerClient::new(endpoint.connect().await?);
+    let mut client = connect(&target).await?;
     let started = Instant::now();
     let report = client
         .verify_chain(VerifyChainRequest::default())
@@ -258,10 +276,10 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     if args.reads > 0 {
-        governance_reads(&endpoint, args.reads).await?;
+        governance_reads(endpoint, args.reads).await?;
     }
 
-    if let Some((stop, handle)) = server {
+    if let Some((stop, handle, _)) = server {
         let _ = stop.send(());
         handle.await.context("server task")??;
     }
@@ -272,14 +290,45 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn connect(endpoint: &Endpoint) -> anyhow::Result<LedgerClient<Channel>> {
-    Ok(LedgerClient::new(
-        endpoint.connect().await.context("connecting")?,
+/// A token for principal `bench` (recorder over every subject), issued with
+/// the bootstrap admin token of the in-process server's data dir.
+async fn bench_token(endpoint: &Endpoint, dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join(crate::auth::BOOTSTRAP_TOKEN_FILE);
+    let admin = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the admin token {}", path.display()))?;
+    let mut access = crate::proto::v1::access_client::AccessClient::with_interceptor(
+        endpoint.connect().await?,
+        Bearer::new(Some(&admin))?,
+    );
+    let created = access
+        .create_token(crate::proto::v1::CreateTokenRequest {
+            principal: "bench".into(),
+            grants: vec![crate::proto::v1::Grant {
+                role: crate::proto::v1::Role::Recorder as i32,
+                scope: String::new(),
+            }],
+            description: "govledger bench".into(),
+        })
+        .await
+        .context("creating the bench token")?;
+    Ok(created.into_inner().token)
+}
+
+/// The server under test and the token its clients send.
+struct Target {
+    endpoint: Endpoint,
+    bearer: Bearer,
+}
+
+async fn connect(target: &Target) -> anyhow::Result<LedgerClient<Authed>> {
+    Ok(LedgerClient::with_interceptor(
+        target.endpoint.connect().await.context("connecting")?,
+        target.bearer.clone(),
     ))
 }
 
 async fn single_appends(
-    endpoint: &Endpoint,
+    endpoint: &Target,
     clients: usize,
     connections: usize,
     per_client: usize,
@@ -335,7 +384,7 @@ async fn single_appends(
 }
 
 async fn ceiling(
-    endpoint: &Endpoint,
+    endpoint: &Target,
     clients: usize,
     connections: usize,
     per_client: usize,
@@ -373,7 +422,7 @@ async fn ceiling(
 /// Latency of governance reads from 4 concurrent clients: the live state of
 /// a subject, its state as of a past entry (spread over the whole log), and a
 /// gate check.
-async fn governance_reads(endpoint: &Endpoint, per_kind: usize) -> anyhow::Result<()> {
+async fn governance_reads(endpoint: &Target, per_kind: usize) -> anyhow::Result<()> {
     use crate::proto::v1::{
         AsOf, CheckGateRequest, GetHeadRequest, GetSubjectStateRequest, as_of::Point,
         governance_client::GovernanceClient,
@@ -389,7 +438,10 @@ async fn governance_reads(endpoint: &Endpoint, per_kind: usize) -> anyhow::Resul
     for kind in ["check-gate", "state", "state-as-of"] {
         let mut tasks = Vec::new();
         for c in 0..CLIENTS {
-            let mut client = GovernanceClient::new(endpoint.connect().await?);
+            let mut client = GovernanceClient::with_interceptor(
+                endpoint.endpoint.connect().await?,
+                endpoint.bearer.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_kind / CLIENTS);
                 // The first calls of each kind warm the connection and
@@ -459,7 +511,7 @@ async fn governance_reads(endpoint: &Endpoint, per_kind: usize) -> anyhow::Resul
 }
 
 async fn batch_appends(
-    endpoint: &Endpoint,
+    endpoint: &Target,
     clients: usize,
     batches: usize,
 ) -> anyhow::Result<(usize, Duration)> {

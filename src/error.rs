@@ -15,6 +15,15 @@ pub enum LedgerError {
     #[error("{0}")]
     NotFound(String),
 
+    /// No credentials, or credentials that name no active principal. The
+    /// message never contains the presented token.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The caller is known but lacks the role (or scope) the call needs.
+    #[error("{0}")]
+    PermissionDenied(String),
+
     /// An idempotency key was reused with different content.
     #[error(
         "{field}: idempotency key {key:?} was already used by entry {sequence} with different content"

@@ -23,15 +23,20 @@
 //! - [`ledger`]: the [`Ledger`] handle: opens and recovers a data dir, runs
 //!   the single writer thread (group commit, governed), publishes the
 //!   projected state, answers reads, queries and "as of" questions.
+//! - [`auth`]: identity and access: bearer tokens, roles and scopes, the
+//!   guard every RPC asks, and the bootstrap admin of a new ledger.
 //! - [`api`]: the gRPC services. The only module that touches tonic and the
 //!   request/response messages; converts errors to `tonic::Status` in one place.
 //! - [`server`]: `run(listener, ledger, shutdown)`: serves the API, health and
 //!   reflection until `shutdown` completes.
+//! - [`connect`]: the client side of a connection: address, TLS, bearer token.
 //! - [`bench`]: the `govledger bench` load generator.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod bench;
+pub mod connect;
 pub mod domain;
 pub mod error;
 pub mod governance;

@@ -1,18 +1,23 @@
-//! The `govledger` binary: `serve`, `verify` and `bench`.
-//!
-//! Exit codes: 0 ok; 1 verification failed (damaged journal); 2 usage error;
-//! 5 local failure (data directory locked or unreadable, I/O error).
+//! The `govledger` binary: the server (`serve`), offline tools (`verify`,
+//! `rebuild`), access management (`token`, `principal`) and `bench`.
+//! `main` only parses and dispatches; exit codes are in [`cli`].
 
 #![forbid(unsafe_code)]
+
+mod cli;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use cli::{EXIT_CODES_HELP, EXIT_DENIED_OR_DAMAGED, Output, UsageError};
 use govledger::{
-    Ledger, LedgerConfig, LedgerError, bench,
+    Ledger, LedgerConfig, bench,
+    connect::ClientArgs,
     ledger::{rebuild_offline, verify_offline},
+    server::ServeOptions,
 };
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing_subscriber::EnvFilter;
 
 /// The server allocates many small, short-lived buffers per request (protobuf
@@ -21,21 +26,29 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code: verification found damage.
-const EXIT_VERIFY_FAILED: u8 = 1;
-/// Exit code: a local failure (lock, I/O, unreadable data directory).
-const EXIT_LOCAL_FAILURE: u8 = 5;
-
 #[derive(Parser)]
 #[command(
     name = "govledger",
     version,
     about = "Append-only, hash-chained, verifiable ledger for governed LLM assets",
-    after_help = "Exit codes: 0 ok, 1 verification failed (or a rebuilt state differs from the live one), 2 usage error, 5 local failure (data directory locked or unreadable)."
+    after_help = EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Output format of client commands.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    output: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Readable tables and sentences.
+    Table,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -48,7 +61,20 @@ enum Command {
         /// Address to listen on (port 0 picks a free port; the chosen address is printed).
         #[arg(long, env = "GOVLEDGER_LISTEN", default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        #[command(flatten)]
+        tls: TlsArgs,
+        /// Allow a non-loopback address without TLS (tokens then cross the
+        /// network in the clear).
+        #[arg(long)]
+        insecure: bool,
     },
+    /// Bearer tokens: create, list, revoke (as an admin through the API, or
+    /// offline with --data-dir on a stopped server).
+    #[command(subcommand)]
+    Token(cli::access::TokenCommand),
+    /// Principals and their roles.
+    #[command(subcommand)]
+    Principal(cli::access::PrincipalCommand),
     /// Verify a stopped ledger's journal offline: every hash, link and payload digest.
     Verify {
         #[arg(long, default_value = "./govledger-data")]
@@ -64,22 +90,26 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+#[derive(clap::Args, Clone, Debug)]
+struct TlsArgs {
+    /// PEM certificate chain to serve TLS with.
+    #[arg(long, env = "GOVLEDGER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "GOVLEDGER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA whose client certificates are accepted; a certificate's common
+    /// name then names the principal (mutual TLS). Tokens keep working.
+    #[arg(long, env = "GOVLEDGER_CLIENT_CA", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     match try_main() {
         Ok(code) => code,
         Err(error) => {
             eprintln!("govledger: {error:#}");
-            let damaged = error.chain().any(|e| {
-                matches!(
-                    e.downcast_ref::<LedgerError>(),
-                    Some(LedgerError::Corrupt { .. })
-                )
-            });
-            ExitCode::from(if damaged {
-                EXIT_VERIFY_FAILED
-            } else {
-                EXIT_LOCAL_FAILURE
-            })
+            ExitCode::from(cli::exit_code(&error))
         }
     }
 }
@@ -92,8 +122,22 @@ fn try_main() -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let out = Output {
+        json: cli.output == Format::Json,
+    };
     match cli.command {
-        Command::Serve { data_dir, listen } => serve(data_dir, listen),
+        Command::Serve {
+            data_dir,
+            listen,
+            tls,
+            insecure,
+        } => serve(data_dir, listen, tls, insecure),
+        Command::Token(command) => {
+            cli::access::token(command, &cli.client, out).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Principal(command) => {
+            cli::access::principal(command, &cli.client, out).map(|()| ExitCode::SUCCESS)
+        }
         Command::Verify { data_dir } => verify(data_dir),
         Command::Rebuild { data_dir } => rebuild(data_dir),
         Command::Bench(args) => bench::run(args),
@@ -107,7 +151,41 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+fn serve_options(tls: TlsArgs, listen: SocketAddr, insecure: bool) -> anyhow::Result<ServeOptions> {
+    let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) else {
+        if !listen.ip().is_loopback() && !insecure {
+            return Err(UsageError(format!(
+                "refusing to serve {listen} without TLS: tokens would cross the network in the clear; give --tls-cert and --tls-key, or --insecure"
+            ))
+            .into());
+        }
+        return Ok(ServeOptions::default());
+    };
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(cert, "certificate")?,
+        read(key, "key")?,
+    ));
+    if let Some(ca) = &tls.client_ca {
+        config = config
+            .client_ca_root(Certificate::from_pem(read(ca, "client CA")?))
+            .client_auth_optional(true);
+    }
+    Ok(ServeOptions {
+        tls: Some(config),
+        client_certificates: tls.client_ca.is_some(),
+    })
+}
+
+fn serve(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    tls: TlsArgs,
+    insecure: bool,
+) -> anyhow::Result<ExitCode> {
+    let options = serve_options(tls, listen, insecure)?;
     let ledger = Ledger::open(LedgerConfig::new(&data_dir))
         .with_context(|| format!("opening the ledger in {}", data_dir.display()))?;
     runtime()?.block_on(async {
@@ -115,10 +193,15 @@ fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
+        // Before the address is announced, so a client that reads it finds
+        // the admin token file in place.
+        govledger::auth::bootstrap(&ledger)
+            .await
+            .context("creating the bootstrap admin")?;
         // Scripts and tests read the bound address (port 0) from this line.
         println!("govledger listening on {addr}");
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
-        govledger::server::run(listener, ledger, shutdown_signal()).await
+        govledger::server::run_with(listener, ledger, options, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -188,7 +271,7 @@ fn rebuild(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
                 hex(&digest),
                 hex(&report.rebuilt)
             );
-            Ok(ExitCode::from(EXIT_VERIFY_FAILED))
+            Ok(ExitCode::from(EXIT_DENIED_OR_DAMAGED))
         }
         (Some((sequence, _)), None) => {
             println!(

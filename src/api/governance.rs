@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 use super::{
-    actor,
+    Auth,
     convert::{micros, timestamp},
 };
 use crate::{
     Ledger, LedgerError,
+    auth::Action,
     governance::{
         self, EnvironmentState, GateDecision, IncidentState, State, SubjectState, VersionState,
     },
@@ -24,11 +25,12 @@ const DEFAULT_PAGE: usize = 100;
 
 pub struct GovernanceService {
     ledger: Ledger,
+    auth: Auth,
 }
 
 impl GovernanceService {
-    pub fn new(ledger: Ledger) -> GovernanceService {
-        GovernanceService { ledger }
+    pub fn new(ledger: Ledger, auth: Auth) -> GovernanceService {
+        GovernanceService { ledger, auth }
     }
 
     /// The sequence an `AsOf` names (the head when unset).
@@ -249,7 +251,7 @@ impl governance_server::Governance for GovernanceService {
         &self,
         request: Request<v1::CheckGateRequest>,
     ) -> Result<Response<v1::GateDecision>, Status> {
-        let caller = actor(request.metadata())?;
+        let caller = self.auth.check(&request, "CheckGate", Action::Read)?.name;
         let r = request.into_inner();
         required(&r.subject, "subject")?;
         required(&r.version, "version")?;
@@ -282,6 +284,7 @@ impl governance_server::Governance for GovernanceService {
         &self,
         request: Request<v1::GetSubjectStateRequest>,
     ) -> Result<Response<v1::SubjectState>, Status> {
+        self.auth.check(&request, "GetSubjectState", Action::Read)?;
         let r = request.into_inner();
         required(&r.subject, "subject")?;
         let point = self.point(r.as_of.as_ref())?;
@@ -298,6 +301,7 @@ impl governance_server::Governance for GovernanceService {
         &self,
         request: Request<v1::ListSubjectsRequest>,
     ) -> Result<Response<v1::ListSubjectsResponse>, Status> {
+        self.auth.check(&request, "ListSubjects", Action::Read)?;
         let r = request.into_inner();
         let size = match r.page_size as usize {
             0 => DEFAULT_PAGE,
@@ -346,6 +350,7 @@ impl governance_server::Governance for GovernanceService {
         &self,
         request: Request<v1::ListIncidentsRequest>,
     ) -> Result<Response<v1::ListIncidentsResponse>, Status> {
+        self.auth.check(&request, "ListIncidents", Action::Read)?;
         let r = request.into_inner();
         let status = v1::IncidentStatus::try_from(r.status).map_err(|_| {
             LedgerError::invalid("status", format!("unknown incident status {}", r.status))
@@ -380,6 +385,8 @@ impl governance_server::Governance for GovernanceService {
         &self,
         request: Request<v1::GetVersionHistoryRequest>,
     ) -> Result<Response<v1::VersionHistory>, Status> {
+        self.auth
+            .check(&request, "GetVersionHistory", Action::Read)?;
         let r = request.into_inner();
         required(&r.subject, "subject")?;
         let state = self.ledger.state();

@@ -2,6 +2,8 @@
 //! request/response messages: it maps them onto domain values, calls the
 //! [`Ledger`], and maps results back.
 
+mod access;
+mod auth;
 mod convert;
 mod governance;
 mod status;
@@ -11,20 +13,20 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tonic::{Request, Response, Status};
 
 use crate::{
     Ledger, LedgerError,
-    domain::{ActorName, AppendItem, MAX_BATCH_BYTES, MAX_BATCH_ITEMS, ValidEvent},
+    auth::Action,
+    domain::{AppendItem, MAX_BATCH_BYTES, MAX_BATCH_ITEMS, ValidEvent},
     ledger::Query,
     proto::v1::{self, ledger_server},
 };
 
+pub use access::{AccessServer, AccessService};
+pub use auth::Auth;
 pub use governance::{GovernanceServer, GovernanceService};
 pub use ledger_server::LedgerServer;
-
-/// The request header that names the actor (until authentication replaces it).
-pub const ACTOR_HEADER: &str = "x-govledger-actor";
 /// Entries read per pass while a subscription catches up.
 const SUBSCRIBE_CHUNK: usize = 1024;
 /// Entries buffered per stream ahead of a slow client.
@@ -36,31 +38,44 @@ pub struct LedgerService {
     /// Cancelled at shutdown, so endless Subscribe streams end and the
     /// server can drain.
     shutdown: CancellationToken,
+    auth: Auth,
 }
 
 impl LedgerService {
-    pub fn new(ledger: Ledger, shutdown: CancellationToken) -> LedgerService {
-        LedgerService { ledger, shutdown }
+    pub fn new(ledger: Ledger, shutdown: CancellationToken, auth: Auth) -> LedgerService {
+        LedgerService {
+            ledger,
+            shutdown,
+            auth,
+        }
     }
 }
 
-fn actor(metadata: &MetadataMap) -> Result<ActorName, LedgerError> {
-    let field = format!("{ACTOR_HEADER} header");
-    match metadata.get(ACTOR_HEADER) {
-        None => Ok(ActorName::anonymous()),
-        Some(value) => {
-            let value = value
-                .to_str()
-                .map_err(|_| LedgerError::invalid(&field, "must be ASCII"))?;
-            if value == crate::governance::SYSTEM_ACTOR {
-                return Err(LedgerError::invalid(
-                    &field,
-                    "\"system\" is reserved for entries the ledger derives",
-                ));
-            }
-            ActorName::parse(value).map_err(|rule| LedgerError::invalid(&field, rule))
-        }
+/// Validates an event to append and checks that `caller` may append it.
+fn writable(
+    auth: &Auth,
+    caller: &crate::auth::Caller,
+    event: Option<v1::Event>,
+    path: &str,
+    rpc: &str,
+) -> Result<ValidEvent, Status> {
+    let event = ValidEvent::parse(event, path)?;
+    if event.kind().is_access() {
+        return Err(LedgerError::invalid(
+            format!("{path}.{}", event.kind().field_name()),
+            "access entries are written only through the Access service",
+        )
+        .into());
     }
+    auth.authorize(
+        caller,
+        Action::Write {
+            kind: event.kind(),
+            subject: event.subject().as_str(),
+        },
+        rpc,
+    )?;
+    Ok(event)
 }
 
 fn optional_name(value: String) -> Option<String> {
@@ -88,16 +103,21 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::AppendRequest>,
     ) -> Result<Response<v1::AppendResponse>, Status> {
-        let actor = actor(request.metadata())?;
+        let caller = self.auth.authenticate(&request, "Append")?;
         let request = request.into_inner();
         let item = AppendItem {
-            event: ValidEvent::parse(request.event, "event")?,
+            event: writable(&self.auth, &caller, request.event, "event", "Append")?,
             idempotency_key: convert::idempotency_key(&request.idempotency_key, "idempotency_key")?,
             expected_subject_sequence: request.expected_subject_sequence,
         };
         let appended = self
             .ledger
-            .append(actor, vec![item], request.expected_head_sequence, false)
+            .append(
+                caller.name,
+                vec![item],
+                request.expected_head_sequence,
+                false,
+            )
             .await?;
         let mut entries = answer(appended.entries, appended.events);
         let entry = entries.next();
@@ -112,7 +132,7 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::AppendBatchRequest>,
     ) -> Result<Response<v1::AppendBatchResponse>, Status> {
-        let actor = actor(request.metadata())?;
+        let caller = self.auth.authenticate(&request, "AppendBatch")?;
         let request = request.into_inner();
         if request.items.is_empty() || request.items.len() > MAX_BATCH_ITEMS {
             return Err(LedgerError::invalid(
@@ -128,7 +148,13 @@ impl ledger_server::Ledger for LedgerService {
         let mut keys = HashMap::new();
         let mut bytes = 0;
         for (i, item) in request.items.into_iter().enumerate() {
-            let event = ValidEvent::parse(item.event, &format!("items[{i}].event"))?;
+            let event = writable(
+                &self.auth,
+                &caller,
+                item.event,
+                &format!("items[{i}].event"),
+                "AppendBatch",
+            )?;
             bytes += event.payload().len();
             if bytes > MAX_BATCH_BYTES {
                 return Err(LedgerError::invalid(
@@ -156,7 +182,7 @@ impl ledger_server::Ledger for LedgerService {
         }
         let appended = self
             .ledger
-            .append(actor, items, request.expected_head_sequence, true)
+            .append(caller.name, items, request.expected_head_sequence, true)
             .await?;
         Ok(Response::new(v1::AppendBatchResponse {
             entries: answer(appended.entries, appended.events).collect(),
@@ -168,6 +194,7 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::GetEntryRequest>,
     ) -> Result<Response<v1::Entry>, Status> {
+        self.auth.check(&request, "GetEntry", Action::Read)?;
         let sequence = request.into_inner().sequence;
         let ledger = self.ledger.clone();
         let entry = tokio::task::spawn_blocking(move || ledger.entry(sequence))
@@ -178,8 +205,9 @@ impl ledger_server::Ledger for LedgerService {
 
     async fn get_head(
         &self,
-        _request: Request<v1::GetHeadRequest>,
+        request: Request<v1::GetHeadRequest>,
     ) -> Result<Response<v1::Head>, Status> {
+        self.auth.check(&request, "GetHead", Action::Read)?;
         Ok(Response::new(convert::head(self.ledger.head())))
     }
 
@@ -189,6 +217,7 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::ReadEntriesRequest>,
     ) -> Result<Response<Self::ReadEntriesStream>, Status> {
+        self.auth.check(&request, "ReadEntries", Action::Read)?;
         let r = request.into_inner();
         let query = Query {
             from: r.from_sequence,
@@ -235,6 +264,7 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.auth.check(&request, "Subscribe", Action::Read)?;
         let r = request.into_inner();
         let filter = Query {
             from: 0,
@@ -253,6 +283,7 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::VerifyChainRequest>,
     ) -> Result<Response<v1::VerifyChainResponse>, Status> {
+        self.auth.check(&request, "VerifyChain", Action::Read)?;
         let r = request.into_inner();
         let ledger = self.ledger.clone();
         let report =

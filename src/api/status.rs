@@ -9,6 +9,8 @@ impl From<LedgerError> for Status {
         let code = match &error {
             LedgerError::Invalid { .. } => Code::InvalidArgument,
             LedgerError::NotFound(_) => Code::NotFound,
+            LedgerError::Unauthenticated(_) => Code::Unauthenticated,
+            LedgerError::PermissionDenied(_) => Code::PermissionDenied,
             LedgerError::IdempotencyConflict { .. } | LedgerError::PartialReplay { .. } => {
                 Code::AlreadyExists
             }

@@ -13,10 +13,13 @@ pub enum EventKind {
     IncidentResolved = 6,
     FeedbackRecorded = 7,
     PolicySet = 8,
+    PrincipalRolesSet = 9,
+    TokenIssued = 10,
+    TokenRevoked = 11,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::VersionRegistered,
         EventKind::EvalRecorded,
         EventKind::ApprovalRecorded,
@@ -25,6 +28,9 @@ impl EventKind {
         EventKind::IncidentResolved,
         EventKind::FeedbackRecorded,
         EventKind::PolicySet,
+        EventKind::PrincipalRolesSet,
+        EventKind::TokenIssued,
+        EventKind::TokenRevoked,
     ];
 
     pub fn as_u8(self) -> u8 {
@@ -33,6 +39,14 @@ impl EventKind {
 
     pub fn from_u8(byte: u8) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_u8() == byte)
+    }
+
+    /// Roles and tokens: written only through the Access service.
+    pub fn is_access(self) -> bool {
+        matches!(
+            self,
+            EventKind::PrincipalRolesSet | EventKind::TokenIssued | EventKind::TokenRevoked
+        )
     }
 
     /// The kind of a decoded event variant.
@@ -46,6 +60,9 @@ impl EventKind {
             Kind::IncidentResolved(_) => EventKind::IncidentResolved,
             Kind::FeedbackRecorded(_) => EventKind::FeedbackRecorded,
             Kind::PolicySet(_) => EventKind::PolicySet,
+            Kind::PrincipalRolesSet(_) => EventKind::PrincipalRolesSet,
+            Kind::TokenIssued(_) => EventKind::TokenIssued,
+            Kind::TokenRevoked(_) => EventKind::TokenRevoked,
         }
     }
 
@@ -60,6 +77,9 @@ impl EventKind {
             EventKind::IncidentResolved => "incident_resolved",
             EventKind::FeedbackRecorded => "feedback_recorded",
             EventKind::PolicySet => "policy_set",
+            EventKind::PrincipalRolesSet => "principal_roles_set",
+            EventKind::TokenIssued => "token_issued",
+            EventKind::TokenRevoked => "token_revoked",
         }
     }
 }
@@ -74,6 +94,6 @@ mod tests {
             assert_eq!(EventKind::from_u8(kind.as_u8()), Some(kind));
         }
         assert_eq!(EventKind::from_u8(0), None);
-        assert_eq!(EventKind::from_u8(9), None);
+        assert_eq!(EventKind::from_u8(12), None);
     }
 }

@@ -10,6 +10,9 @@ pub const LABEL_RULE: &str =
 /// Rule text for identities (actors, authors, models).
 pub const IDENTITY_RULE: &str =
     "must be 1-128 characters of [A-Za-z0-9._:@/+-], starting with a letter or digit";
+/// The subject every access entry (roles, tokens) is filed under. No
+/// governed subject can have it: `@` is not allowed in subject names.
+pub const ACCESS_SUBJECT: &str = "@access";
 pub const IDEMPOTENCY_KEY_RULE: &str = "must be 1-128 printable ASCII characters without spaces";
 
 fn starts_alnum(s: &str) -> bool {
@@ -78,9 +81,10 @@ macro_rules! name_type {
 
 name_type!(
     /// A governed asset's stable name, e.g. `support-bot/triage-prompt`.
-    /// `*` (the default policy's subject) is also a subject name for the log.
+    /// `*` (the default policy's subject) and [`ACCESS_SUBJECT`] (every access
+    /// entry's) are also subject names for the log.
     SubjectName,
-    |s: &str| s == "*" || is_subject(s),
+    |s: &str| s == "*" || s == ACCESS_SUBJECT || is_subject(s),
     SUBJECT_RULE
 );
 
@@ -98,12 +102,13 @@ name_type!(
     IDEMPOTENCY_KEY_RULE
 );
 
-impl ActorName {
-    /// The actor of an append that named none.
-    pub fn anonymous() -> ActorName {
-        ActorName("anonymous".to_owned())
+impl SubjectName {
+    pub fn access() -> SubjectName {
+        SubjectName(ACCESS_SUBJECT.to_owned())
     }
+}
 
+impl ActorName {
     /// The actor of entries the ledger derives itself (override and drift
     /// incidents).
     pub fn system() -> ActorName {

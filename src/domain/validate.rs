@@ -13,8 +13,9 @@ use crate::{
     hash::HASH_LEN,
     proto::v1::{
         ApprovalRecorded, Decision, DeploymentRecorded, Direction, EvalKind, EvalRecorded,
-        FeedbackRecorded, IncidentCategory, IncidentOpened, IncidentResolved, Metric, PolicySet,
-        Severity, Source, SubjectKind, VersionRegistered, event::Kind,
+        FeedbackRecorded, Grant, IncidentCategory, IncidentOpened, IncidentResolved, Metric,
+        PolicySet, PrincipalRolesSet, Role, Severity, Source, SubjectKind, TokenIssued,
+        TokenRevoked, VersionRegistered, event::Kind,
     },
 };
 
@@ -33,6 +34,8 @@ const MAX_PARAM_VALUE_BYTES: usize = 1024;
 fn at(path: &str, name: &str) -> String {
     if name.is_empty() {
         path.to_owned()
+    } else if path.is_empty() {
+        name.to_owned()
     } else {
         format!("{path}.{name}")
     }
@@ -50,7 +53,86 @@ pub(super) fn event(kind: &Kind, path: &str) -> Result<SubjectName> {
         Kind::IncidentResolved(e) => incident_resolved(e, path),
         Kind::FeedbackRecorded(e) => feedback_recorded(e, path),
         Kind::PolicySet(e) => policy_set(e, path),
+        Kind::PrincipalRolesSet(e) => principal_roles_set(e, path),
+        Kind::TokenIssued(e) => token_issued(e, path),
+        Kind::TokenRevoked(e) => token_revoked(e, path),
     }
+}
+
+/// Rule text for token ids.
+pub const TOKEN_ID_RULE: &str = "must be 16 lowercase hex digits";
+/// Rule text for grant scopes.
+pub const SCOPE_RULE: &str = "must be empty (every subject), a subject name, or a subject prefix ending in \"/*\" (e.g. \"team-a/*\")";
+
+pub fn is_token_id(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+pub fn is_scope(s: &str) -> bool {
+    s.is_empty() || is_subject(s.strip_suffix("/*").unwrap_or(s))
+}
+
+/// A principal's name: an identity, never the ledger's own.
+pub fn principal(value: &str, path: &str, name: &str) -> Result<()> {
+    if !is_identity(value) {
+        return Err(LedgerError::invalid(at(path, name), IDENTITY_RULE));
+    }
+    if value == crate::governance::SYSTEM_ACTOR {
+        return Err(LedgerError::invalid(
+            at(path, name),
+            "\"system\" is reserved for entries the ledger derives",
+        ));
+    }
+    Ok(())
+}
+
+pub fn grants(grants: &[Grant], path: &str) -> Result<()> {
+    if grants.len() > MAX_LIST_LEN {
+        return Err(LedgerError::invalid(
+            at(path, "grants"),
+            format!("must have at most {MAX_LIST_LEN} grants"),
+        ));
+    }
+    for (i, grant) in grants.iter().enumerate() {
+        let item = || format!("{}[{i}]", at(path, "grants"));
+        known_enum::<Role>(grant.role, &item(), "role")?;
+        if !is_scope(&grant.scope) {
+            return Err(LedgerError::invalid(
+                format!("{}.scope", item()),
+                SCOPE_RULE,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn token_id(value: &str, path: &str) -> Result<()> {
+    if is_token_id(value) {
+        Ok(())
+    } else {
+        Err(LedgerError::invalid(at(path, "token_id"), TOKEN_ID_RULE))
+    }
+}
+
+fn principal_roles_set(e: &PrincipalRolesSet, path: &str) -> Result<SubjectName> {
+    principal(&e.principal, path, "principal")?;
+    grants(&e.grants, path)?;
+    Ok(SubjectName::access())
+}
+
+fn token_issued(e: &TokenIssued, path: &str) -> Result<SubjectName> {
+    principal(&e.principal, path, "principal")?;
+    token_id(&e.token_id, path)?;
+    digest(&e.secret_hash, path, "secret_hash")?;
+    text(&e.description, MAX_TEXT_BYTES, path, "description")?;
+    Ok(SubjectName::access())
+}
+
+fn token_revoked(e: &TokenRevoked, path: &str) -> Result<SubjectName> {
+    principal(&e.principal, path, "principal")?;
+    token_id(&e.token_id, path)?;
+    text(&e.reason, MAX_TEXT_BYTES, path, "reason")?;
+    Ok(SubjectName::access())
 }
 
 fn version_registered(e: &VersionRegistered, path: &str) -> Result<SubjectName> {

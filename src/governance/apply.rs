@@ -38,6 +38,9 @@ impl State {
             Some(Kind::IncidentResolved(e)) => self.incident_resolved(meta, e),
             Some(Kind::FeedbackRecorded(e)) => self.feedback(meta, e),
             Some(Kind::PolicySet(e)) => self.policy_set(meta, e),
+            Some(Kind::PrincipalRolesSet(e)) => self.access.make_mut().roles_set(meta, e),
+            Some(Kind::TokenIssued(e)) => self.access.make_mut().token_issued(meta, e),
+            Some(Kind::TokenRevoked(e)) => self.access.make_mut().token_revoked(meta, e),
         };
         if !placed {
             self.unplaced.make_mut().push(meta.sequence);

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::{
-    EntryMeta, Rejection, drift,
+    EntryMeta, Rejection, access, drift,
     gate::{GateReason, check_gate},
     state::{State, SubjectState, VersionState},
 };
@@ -46,6 +46,9 @@ pub fn decide(state: &State, meta: &EntryMeta, event: &Event) -> Result<Vec<Even
         }
         // Policies may precede the subjects they govern (and `*` is none).
         Kind::PolicySet(_) => Ok(Vec::new()),
+        Kind::PrincipalRolesSet(e) => access::decide_roles_set(state, e).map(|()| Vec::new()),
+        Kind::TokenIssued(e) => access::decide_token_issued(state, e).map(|()| Vec::new()),
+        Kind::TokenRevoked(e) => access::decide_token_revoked(state, e).map(|()| Vec::new()),
     }
 }
 

@@ -19,8 +19,10 @@
 //! - `gate`: [`check_gate`], the policy gate shared by deployments and the
 //!   `CheckGate` read.
 //! - `drift`: the drift checks `decide` derives incidents from.
+//! - [`access`]: principals, roles and tokens, folded from the access entries.
 //! - `shared`, `codec`: copy-on-write sharing and exact serde adapters.
 
+pub mod access;
 mod apply;
 mod codec;
 mod decide;

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::shared::Shared;
+use super::{access::AccessState, shared::Shared};
 use crate::proto::v1::{Decision, Direction, IncidentCategory, PolicySet, Severity, SubjectKind};
 
 /// The subject of a default policy: applies to subjects without their own.
@@ -51,6 +51,8 @@ pub struct State {
     /// does not exist, or already does). Empty for any log written through
     /// `decide`; kept so a log that bypassed it still folds, visibly.
     pub(super) unplaced: Shared<Vec<u64>>,
+    /// Principals, roles and tokens.
+    pub(super) access: Shared<AccessState>,
 }
 
 /// One governed asset.
@@ -297,6 +299,11 @@ impl State {
 
     pub fn recorded_at_us(&self) -> i64 {
         self.recorded_at_us
+    }
+
+    /// Principals, roles and tokens.
+    pub fn access(&self) -> &AccessState {
+        &self.access
     }
 
     pub fn subject(&self, name: &str) -> Option<&SubjectState> {

@@ -28,7 +28,9 @@ use crate::{
 
 /// Bumped whenever the serialized state's shape changes: an older
 /// checkpoint is then ignored and the state rebuilt.
-const CHECKPOINT_VERSION: u8 = 1;
+/// 2: the state gained `access`. An older checkpoint is ignored (the state
+/// is rebuilt from the journal).
+const CHECKPOINT_VERSION: u8 = 2;
 
 /// Which entry a checkpointed state is the state after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,11 @@ async fn a_batch_appends_consecutive_entries_ending_one_atomic_group() {
 
     assert!(!resp.deduplicated);
     let entries = resp.entries;
-    assert_eq!(seqs(&entries), vec![3, 4, 5, 6, 7]);
+    let base = SETUP_ENTRIES;
+    assert_eq!(
+        seqs(&entries),
+        vec![base + 3, base + 4, base + 5, base + 6, base + 7]
+    );
     assert_eq!(
         entries[0].prev_hash, before[1].hash,
         "the batch continues the chain"
@@ -46,11 +50,11 @@ async fn a_batch_appends_consecutive_entries_ending_one_atomic_group() {
         assert_eq!(app.get_entry(entry.sequence).await.unwrap(), *entry);
     }
     let head = app.get_head().await;
-    assert_eq!(head.sequence, 7);
+    assert_eq!(head.sequence, base + 7);
     assert_eq!(head.hash, entries[4].hash);
     // The next single append follows the batch.
     let next = app.append_event(numbered("a", 3)).await;
-    assert_eq!(next.sequence, 8);
+    assert_eq!(next.sequence, base + 8);
     assert_eq!(next.prev_hash, entries[4].hash);
     assert!(next.ends_atomic_group);
 }
@@ -101,10 +105,12 @@ async fn a_batch_with_one_invalid_item_appends_nothing() {
         before,
         "a rejected batch leaves the head unchanged"
     );
-    assert_status(app.get_entry(2).await, Code::NotFound, "");
+    assert_eq!(before.sequence, SETUP_ENTRIES + 1);
+    assert_status(app.get_entry(before.sequence + 1).await, Code::NotFound, "");
     let next = app.append_event(numbered("a", 10)).await;
     assert_eq!(
-        next.sequence, 2,
+        next.sequence,
+        before.sequence + 1,
         "no sequence was consumed by the rejected batch"
     );
 }
@@ -112,7 +118,8 @@ async fn a_batch_with_one_invalid_item_appends_nothing() {
 #[tokio::test]
 async fn a_batch_of_1000_events_is_accepted() {
     let app = TestApp::spawn().await;
-    // The versions approved, registered by another actor first (entries 1..=7).
+    // The versions approved, registered by another actor first (entries
+    // SETUP_ENTRIES + 1 to SETUP_ENTRIES + 7).
     for s in 0..7 {
         app.register(&format!("s{s}")).await;
     }
@@ -129,11 +136,12 @@ async fn a_batch_of_1000_events_is_accepted() {
 
     let entries = app.append_events(events).await;
 
-    assert_eq!(seqs(&entries), (8..=1007).collect::<Vec<_>>());
+    let base = SETUP_ENTRIES;
+    assert_eq!(seqs(&entries), (base + 8..=base + 1007).collect::<Vec<_>>());
     assert_linked(&entries);
     assert_eq!(entries.iter().filter(|e| e.ends_atomic_group).count(), 1);
     assert!(entries[999].ends_atomic_group);
-    assert_eq!(app.get_head().await.sequence, 1007);
+    assert_eq!(app.get_head().await.sequence, base + 1007);
     let read = app
         .read_entries(govledger::proto::v1::ReadEntriesRequest {
             kind: EventKind::ApprovalRecorded as i32,
@@ -154,7 +162,10 @@ async fn a_batch_of_almost_16_mib_is_accepted() {
 
     let entries = app.append_events(events.clone()).await;
 
-    assert_eq!(seqs(&entries), (1..=16).collect::<Vec<_>>());
-    let stored = app.get_entry(16).await.unwrap();
+    assert_eq!(
+        seqs(&entries),
+        (SETUP_ENTRIES + 1..=SETUP_ENTRIES + 16).collect::<Vec<_>>()
+    );
+    let stored = app.get_entry(SETUP_ENTRIES + 16).await.unwrap();
     assert_eq!(stored.event.as_ref(), Some(&events[15]));
 }

@@ -12,11 +12,16 @@ use std::{
 use assert_cmd::Command;
 use predicates::str::contains;
 
+use govledger::{
+    connect::Bearer,
+    proto::v1::{CreateTokenRequest, GetEntryRequest, access_client::AccessClient},
+};
+
 use crate::helpers::*;
 
 const BIN: &str = "govledger";
 
-fn govledger() -> Command {
+pub(crate) fn govledger() -> Command {
     let mut cmd = Command::cargo_bin(BIN).expect("the govledger binary is built");
     cmd.timeout(Duration::from_secs(60));
     cmd
@@ -45,24 +50,26 @@ async fn verify_exits_zero_on_a_healthy_ledger() {
 #[tokio::test]
 async fn verify_exits_one_naming_the_damaged_entry() {
     let stopped = stopped_ledger(10).await;
-    tamper_with_entry(&stopped.path, 3);
+    // The third of the test's own entries, after the access entries.
+    let damaged = SETUP_ENTRIES + 3;
+    tamper_with_entry(&stopped.path, damaged);
 
     govledger()
         .args(["verify", "--data-dir"])
         .arg(&stopped.path)
         .assert()
         .code(1)
-        .stderr(contains("entry 3"));
+        .stderr(contains(format!("entry {damaged}")));
 }
 
 /// A `govledger serve` child process, killed if the test ends early.
-struct Served {
+pub(crate) struct Served {
     child: Option<Child>,
     stderr_log: std::path::PathBuf,
 }
 
 impl Served {
-    fn start(data_dir: &Path, log_dir: &Path) -> (Served, String) {
+    pub(crate) fn start(data_dir: &Path, log_dir: &Path) -> (Served, String) {
         let stderr_log = log_dir.join("serve.stderr");
         let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin(BIN))
             .args(["serve", "--data-dir"])
@@ -105,7 +112,7 @@ impl Served {
         (served, addr)
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
@@ -115,7 +122,7 @@ impl Served {
 
     /// SIGTERM, then wait (bounded) for the exit status. Async, so that this
     /// test's own runtime keeps answering on any connection still open.
-    async fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let status = StdCommand::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
@@ -160,8 +167,25 @@ async fn serve_listens_locks_the_data_dir_and_shuts_down_on_sigterm() {
     assert!(addr.ip().is_loopback());
     assert_ne!(addr.port(), 0, "the real port is printed");
 
-    // It serves.
-    let mut client = connect(addr).await;
+    // It serves, with the admin it created at first start.
+    let admin = std::fs::read_to_string(data.path().join("admin.token")).unwrap();
+    let created = within(
+        "CreateToken on the served binary",
+        AccessClient::with_interceptor(channel(addr).await, Bearer::new(Some(&admin)).unwrap())
+            .create_token(CreateTokenRequest {
+                principal: "ci".into(),
+                grants: writer_grants(),
+                description: String::new(),
+            }),
+    )
+    .await
+    .expect("create token")
+    .into_inner();
+    assert_eq!(
+        created.sequence, 4,
+        "the bootstrap admin's roles and token, then ci's roles and token"
+    );
+    let mut client = connect_as(addr, &created.token).await;
     let entry = within(
         "Append to the served binary",
         client.append(req(version("cli/served"))),
@@ -171,7 +195,8 @@ async fn serve_listens_locks_the_data_dir_and_shuts_down_on_sigterm() {
     .into_inner()
     .entry
     .unwrap();
-    assert_eq!(entry.sequence, 1);
+    assert_eq!(entry.sequence, created.sequence + 1);
+    assert_eq!(entry.actor, "ci");
 
     // A second server on the same data dir refuses to start.
     govledger()
@@ -196,11 +221,25 @@ async fn serve_listens_locks_the_data_dir_and_shuts_down_on_sigterm() {
         .arg(data.path())
         .assert()
         .success();
-    let app = TestApp::spawn_at(data.path()).await;
-    assert_eq!(
-        app.get_entry(1).await.unwrap(),
-        entry,
-        "the acknowledged append is durable"
+    // Served again over the same data dir (a TestApp cannot: it did not set
+    // the dir up), ci's token still works and the append is there.
+    let (mut served, addr) = Served::start(data.path(), logs.path());
+    let mut client = connect_as(addr.parse().unwrap(), &created.token).await;
+    let stored = within(
+        "GetEntry on the restarted binary",
+        client.get_entry(GetEntryRequest {
+            sequence: entry.sequence,
+        }),
+    )
+    .await
+    .expect("get entry")
+    .into_inner();
+    assert_eq!(stored, entry, "the acknowledged append is durable");
+    drop(client);
+    let status = served.terminate().await;
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status:?}; stderr:\n{}",
+        served.stderr()
     );
-    app.stop().await;
 }

@@ -49,15 +49,21 @@ async fn sixty_four_clients_appending_200_each_make_one_gapless_chain() {
         TOTAL,
         "no sequence was acknowledged twice"
     );
+    let base = SETUP_ENTRIES;
     assert_eq!(
         unique,
-        (1..=TOTAL).collect::<BTreeSet<_>>(),
-        "sequences are exactly 1..={TOTAL}"
+        (base + 1..=base + TOTAL).collect::<BTreeSet<_>>(),
+        "sequences are exactly {}..={}",
+        base + 1,
+        base + TOTAL
     );
     let head = app.get_head().await;
-    assert_eq!(head.sequence, TOTAL);
+    assert_eq!(head.sequence, base + TOTAL);
+    // The whole log: the access entries, then exactly the acknowledged ones.
     let all = app.read_all().await;
-    assert_eq!(seqs(&all), (1..=TOTAL).collect::<Vec<_>>());
+    assert_eq!(seqs(&all), (1..=base + TOTAL).collect::<Vec<_>>());
+    assert!(all[..base as usize].iter().all(|e| e.subject == "@access"));
+    assert!(all[base as usize..].iter().all(|e| e.subject != "@access"));
     assert_linked(&all);
     assert_eq!(all[0].prev_hash, vec![0u8; 32]);
     app.assert_chain_valid().await;
@@ -122,8 +128,16 @@ async fn concurrent_batches_and_singles_keep_batches_contiguous() {
                 .all(|e| !e.ends_atomic_group)
         );
     }
+    // The whole log: the access entries, then exactly the acknowledged ones.
+    let base = SETUP_ENTRIES;
     let all = app.read_all().await;
-    assert_eq!(seqs(&all), (1..=total as u64).collect::<Vec<_>>());
+    assert_eq!(seqs(&all), (1..=base + total as u64).collect::<Vec<_>>());
+    let mut acknowledged: Vec<u64> = groups.iter().flatten().map(|e| e.sequence).collect();
+    acknowledged.sort_unstable();
+    assert_eq!(
+        acknowledged,
+        (base + 1..=base + total as u64).collect::<Vec<_>>()
+    );
     assert_linked(&all);
     app.assert_chain_valid().await;
 }

@@ -1,25 +1,28 @@
 //! Governance over gRPC: the lifecycle projection, referential rules, policy
 //! gates, overrides, drift and "as of" answers.
 
-use govledger::proto::v1::{
-    AppendBatchRequest, AppendRequest, ApprovalRecorded, AsOf, BatchItem, CheckGateRequest,
-    Decision, DeploymentRecorded, Direction, Entry, EvalKind, EvalRecorded, Event, GateDecision,
-    GetSubjectStateRequest, IncidentCategory, IncidentOpened, IncidentResolved, IncidentStatus,
-    ListIncidentsRequest, ListSubjectsRequest, Metric, PolicySet, RequiredSuite, Severity,
-    SubjectKind, SubjectState, VersionRegistered, as_of::Point, event::Kind,
-    governance_client::GovernanceClient,
+use govledger::{
+    connect::{Authed, Bearer},
+    proto::v1::{
+        AppendBatchRequest, AppendRequest, ApprovalRecorded, AsOf, BatchItem, CheckGateRequest,
+        Decision, DeploymentRecorded, Direction, Entry, EvalKind, EvalRecorded, Event,
+        GateDecision, GetSubjectStateRequest, IncidentCategory, IncidentOpened, IncidentResolved,
+        IncidentStatus, ListIncidentsRequest, ListSubjectsRequest, Metric, PolicySet,
+        RequiredSuite, Severity, SubjectKind, SubjectState, VersionRegistered, as_of::Point,
+        event::Kind, governance_client::GovernanceClient,
+    },
 };
 use prost::Message;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TESTER, TestApp, channel};
 
 const S: &str = "support-bot/triage-prompt";
 
-/// A TestApp with a Governance client.
+/// A TestApp with a Governance client (authenticated as [`TESTER`]).
 struct Gov {
     app: TestApp,
-    gov: GovernanceClient<Channel>,
+    gov: GovernanceClient<Authed>,
 }
 
 impl Gov {
@@ -28,15 +31,12 @@ impl Gov {
     }
 
     async fn wrap(app: TestApp) -> Gov {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        Gov {
-            app,
-            gov: GovernanceClient::new(channel),
-        }
+        let token = app.token(TESTER).await;
+        let gov = GovernanceClient::with_interceptor(
+            channel(app.addr).await,
+            Bearer::new(Some(&token)).unwrap(),
+        );
+        Gov { app, gov }
     }
 
     async fn restart(self) -> Gov {
@@ -72,6 +72,9 @@ impl Gov {
     /// Appends as `actor`; the event must be rejected with FAILED_PRECONDITION
     /// whose message contains `needle`, and the head must not move.
     async fn rejected(&self, actor: &str, kind: Kind, needle: &str) -> Status {
+        // An actor that is not a test principal gets its token (two access
+        // entries) at first use: before the head the rejection must keep.
+        self.app.token(actor).await;
         let head = self.app.get_head().await;
         let status = self
             .try_as(actor, kind)

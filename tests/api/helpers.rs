@@ -27,14 +27,17 @@ use std::{
 
 use govledger::{
     Ledger, LedgerConfig,
+    auth::{BOOTSTRAP_PRINCIPAL, BOOTSTRAP_TOKEN_FILE, NewToken},
+    connect::{Authed, Bearer},
     journal::{RecordLocation, locate_records},
     proto::v1::{
         AppendBatchRequest, AppendBatchResponse, AppendRequest, AppendResponse, ApprovalRecorded,
-        BatchItem, Decision, DeploymentRecorded, Direction, Entry, EvalKind, EvalRecorded, Event,
-        EventKind, FeedbackRecorded, GetEntryRequest, GetHeadRequest, Head, IncidentCategory,
-        IncidentOpened, IncidentResolved, Metric, PolicySet, ReadEntriesRequest, RequiredSuite,
-        Severity, Source, SubjectKind, SubscribeRequest, VerifyChainRequest, VerifyChainResponse,
-        VersionRegistered, event::Kind, ledger_client::LedgerClient,
+        BatchItem, CreateTokenRequest, Decision, DeploymentRecorded, Direction, Entry, EvalKind,
+        EvalRecorded, Event, EventKind, FeedbackRecorded, GetEntryRequest, GetHeadRequest, Grant,
+        Head, IncidentCategory, IncidentOpened, IncidentResolved, Metric, PolicySet,
+        PrincipalRolesSet, ReadEntriesRequest, RequiredSuite, Role, Severity, Source, SubjectKind,
+        SubscribeRequest, TokenIssued, VerifyChainRequest, VerifyChainResponse, VersionRegistered,
+        access_client::AccessClient, event::Kind, ledger_client::LedgerClient,
     },
 };
 use tempfile::TempDir;
@@ -47,8 +50,30 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-/// The request header that names the caller (until real identities exist).
-pub const ACTOR_HEADER: &str = "x-govledger-actor";
+/// The header the actor was once named by: now refused.
+pub const LEGACY_ACTOR_HEADER: &str = "x-govledger-actor";
+/// The principal [`TestApp`]'s own client authenticates as.
+pub const TESTER: &str = "tester";
+/// Principals every app creates at its first start (after the bootstrap
+/// admin), each holding every writing role: tests name them as actors.
+pub const TEST_PRINCIPALS: &[&str] = &[
+    TESTER,
+    "ci",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "ci-bot",
+    "ci-pipeline",
+    "release-bot",
+    "reviewer",
+];
+/// Entries a fresh app starts with: the bootstrap admin's roles and token,
+/// then the roles and token of each of [`TEST_PRINCIPALS`].
+pub const SETUP_ENTRIES: u64 = 2 + 2 * TEST_PRINCIPALS.len() as u64;
+/// Where an app keeps its principals' tokens, inside its data dir, so a
+/// restarted app over the same dir can still use them.
+const TEST_TOKENS_FILE: &str = "test-tokens.json";
 /// Upper bound on any single wait in a test: a broken server fails the test
 /// instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -57,7 +82,7 @@ pub const V: &str = "v2";
 /// The `author` of the versions the builders register: may not approve them.
 pub const AUTHOR: &str = "alice";
 /// The actor [`TestApp::register`] registers as: neither [`AUTHOR`] nor the
-/// default actor (`anonymous`), so the default actor may approve what it registers.
+/// default actor ([`TESTER`]), so the default actor may approve what it registers.
 pub const REGISTRAR: &str = "ci";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
@@ -87,7 +112,10 @@ pub async fn within_for<T>(limit: Duration, what: &str, fut: impl Future<Output 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    pub client: LedgerClient<Channel>,
+    /// Authenticated as [`TESTER`].
+    pub client: LedgerClient<Authed>,
+    /// principal → bearer token (the admin's and every test principal's).
+    pub tokens: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     /// Set when the app owns its (temporary) data dir.
@@ -108,6 +136,7 @@ impl TestApp {
         LazyLock::force(&TRACING);
         let ledger = Ledger::open(LedgerConfig::new(dir))
             .unwrap_or_else(|e| panic!("Ledger::open({}) failed: {e}", dir.display()));
+        let tokens = setup_principals(&ledger).await;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0");
@@ -117,11 +146,12 @@ impl TestApp {
         let server = tokio::spawn(govledger::server::run(listener, ledger, async move {
             let _ = rx.await;
         }));
-        let client = connect(addr).await;
+        let client = connect_as(addr, &tokens[TESTER]).await;
         TestApp {
             addr,
             data_dir: dir.to_path_buf(),
             client,
+            tokens: std::sync::Mutex::new(tokens),
             shutdown: Some(tx),
             server: Some(server),
             temp: None,
@@ -167,9 +197,50 @@ impl TestApp {
         }
     }
 
-    /// A new client on its own connection.
-    pub async fn new_client(&self) -> LedgerClient<Channel> {
-        connect(self.addr).await
+    /// A new client on its own connection, authenticated as [`TESTER`].
+    pub async fn new_client(&self) -> LedgerClient<Authed> {
+        connect_as(self.addr, &self.token(TESTER).await).await
+    }
+
+    /// The token of `principal`: a test principal's, the admin's, or (for
+    /// any other name) a new one with every writing role, issued now through
+    /// the Access service (two entries).
+    pub async fn token(&self, principal: &str) -> String {
+        if let Some(token) = self.tokens.lock().unwrap().get(principal) {
+            return token.clone();
+        }
+        let created = self
+            .access_as(BOOTSTRAP_PRINCIPAL)
+            .await
+            .create_token(CreateTokenRequest {
+                principal: principal.to_owned(),
+                grants: writer_grants(),
+                description: "test principal".into(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("creating a token for {principal}: {s:?}"))
+            .into_inner();
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(principal.to_owned(), created.token.clone());
+        save_tokens(&self.data_dir, &self.tokens.lock().unwrap());
+        created.token
+    }
+
+    /// An Access client authenticated as `principal`.
+    pub async fn access_as(&self, principal: &str) -> AccessClient<Authed> {
+        let token = self.tokens.lock().unwrap().get(principal).cloned();
+        let token = match token {
+            Some(token) => token,
+            None => Box::pin(self.token(principal)).await,
+        };
+        AccessClient::with_interceptor(channel(self.addr).await, Bearer::new(Some(&token)).unwrap())
+    }
+
+    /// `message` as a request authenticated as `principal`.
+    pub async fn as_principal<T>(&self, principal: &str, message: T) -> Request<T> {
+        with_token(&self.token(principal).await, message)
     }
 
     // ---- one method per RPC -------------------------------------------------
@@ -187,7 +258,8 @@ impl TestApp {
         req: AppendRequest,
     ) -> Result<AppendResponse, Status> {
         let mut client = self.client.clone();
-        within("Append", client.append(with_actor(actor, req)))
+        let req = self.as_principal(actor, req).await;
+        within("Append", client.append(req))
             .await
             .map(|r| r.into_inner())
     }
@@ -227,7 +299,8 @@ impl TestApp {
         req: AppendBatchRequest,
     ) -> Result<AppendBatchResponse, Status> {
         let mut client = self.client.clone();
-        within("AppendBatch", client.append_batch(with_actor(actor, req)))
+        let req = self.as_principal(actor, req).await;
+        within("AppendBatch", client.append_batch(req))
             .await
             .map(|r| r.into_inner())
     }
@@ -330,27 +403,107 @@ pub struct StoppedDir {
     _temp: Option<TempDir>,
 }
 
-pub async fn connect(addr: SocketAddr) -> LedgerClient<Channel> {
-    let channel = within(
+pub async fn channel(addr: SocketAddr) -> Channel {
+    within(
         "connecting to the server",
         Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
             .connect(),
     )
     .await
-    .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    LedgerClient::new(channel)
+    .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"))
+}
+
+/// A Ledger client sending `token` with every call.
+pub async fn connect_as(addr: SocketAddr, token: &str) -> LedgerClient<Authed> {
+    LedgerClient::with_interceptor(channel(addr).await, Bearer::new(Some(token)).unwrap())
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX)
 }
 
-pub fn with_actor<T>(actor: &str, message: T) -> Request<T> {
+/// A Ledger client sending no credentials.
+pub async fn connect_anonymous(addr: SocketAddr) -> LedgerClient<Channel> {
+    LedgerClient::new(channel(addr).await)
+}
+
+pub fn with_token<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
-        ACTOR_HEADER,
-        MetadataValue::try_from(actor).expect("actor is a valid header value"),
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).expect("a valid header value"),
     );
     request
+}
+
+/// Every role that writes, unscoped.
+pub fn writer_grants() -> Vec<Grant> {
+    [
+        Role::Recorder,
+        Role::Approver,
+        Role::Deployer,
+        Role::Responder,
+        Role::Admin,
+    ]
+    .into_iter()
+    .map(|role| Grant {
+        role: role as i32,
+        scope: String::new(),
+    })
+    .collect()
+}
+
+/// At an app's first start over a data dir: the bootstrap admin (as
+/// `govledger serve` would create it) and [`TEST_PRINCIPALS`], in one atomic
+/// group, with tokens generated here. Later starts read the saved tokens.
+async fn setup_principals(ledger: &Ledger) -> std::collections::BTreeMap<String, String> {
+    let dir = ledger.data_dir().to_path_buf();
+    if ledger.state().access().principals.is_empty() {
+        govledger::auth::bootstrap(ledger).await.expect("bootstrap");
+        let admin = fs::read_to_string(dir.join(BOOTSTRAP_TOKEN_FILE)).expect("admin token");
+        let mut tokens = std::collections::BTreeMap::new();
+        tokens.insert(BOOTSTRAP_PRINCIPAL.to_owned(), admin.trim().to_owned());
+        let mut events = Vec::new();
+        for principal in TEST_PRINCIPALS {
+            let token = NewToken::generate().expect("a token");
+            events.push(Kind::PrincipalRolesSet(PrincipalRolesSet {
+                principal: (*principal).to_owned(),
+                grants: writer_grants(),
+            }));
+            events.push(Kind::TokenIssued(TokenIssued {
+                principal: (*principal).to_owned(),
+                token_id: token.id.clone(),
+                secret_hash: token.secret_hash().to_vec(),
+                description: "test principal".into(),
+            }));
+            tokens.insert((*principal).to_owned(), token.to_string());
+        }
+        govledger::auth::append_access(
+            ledger,
+            govledger::domain::ActorName::parse(BOOTSTRAP_PRINCIPAL).unwrap(),
+            events,
+        )
+        .await
+        .expect("creating the test principals");
+        assert_eq!(ledger.head().sequence, SETUP_ENTRIES);
+        save_tokens(&dir, &tokens);
+        tokens
+    } else {
+        let text = fs::read_to_string(dir.join(TEST_TOKENS_FILE)).unwrap_or_else(|e| {
+            panic!(
+                "reading {} (an app over a dir it did not set up?): {e}",
+                dir.join(TEST_TOKENS_FILE).display()
+            )
+        });
+        serde_json::from_str(&text).expect("test tokens")
+    }
+}
+
+fn save_tokens(dir: &Path, tokens: &std::collections::BTreeMap<String, String>) {
+    fs::write(
+        dir.join(TEST_TOKENS_FILE),
+        serde_json::to_string(tokens).unwrap(),
+    )
+    .expect("saving test tokens");
 }
 
 /// Next entry of a stream, within [`WAIT`]; fails on end of stream or error.
@@ -757,6 +910,9 @@ pub fn kind_of(event: &Event) -> EventKind {
         Kind::IncidentResolved(_) => EventKind::IncidentResolved,
         Kind::FeedbackRecorded(_) => EventKind::FeedbackRecorded,
         Kind::PolicySet(_) => EventKind::PolicySet,
+        Kind::PrincipalRolesSet(_) => EventKind::PrincipalRolesSet,
+        Kind::TokenIssued(_) => EventKind::TokenIssued,
+        Kind::TokenRevoked(_) => EventKind::TokenRevoked,
     }
 }
 

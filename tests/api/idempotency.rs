@@ -20,7 +20,7 @@ async fn a_retry_with_the_same_key_and_event_returns_the_original_entry() {
     assert!(!first.deduplicated);
     assert!(retry.deduplicated, "the retry is reported as deduplicated");
     let (first, retry) = (first.entry.unwrap(), retry.entry.unwrap());
-    assert_eq!(first.sequence, 2);
+    assert_eq!(first.sequence, SETUP_ENTRIES + 2);
     assert_eq!(retry.sequence, first.sequence);
     assert_eq!(retry.hash, first.hash);
     assert_eq!(retry, first, "the original entry is returned unchanged");
@@ -90,7 +90,7 @@ async fn idempotency_keys_survive_a_restart() {
         ))
         .await;
     assert_status(conflict, Code::AlreadyExists, "");
-    assert_eq!(app.get_head().await.sequence, 2);
+    assert_eq!(app.get_head().await.sequence, SETUP_ENTRIES + 2);
 }
 
 fn keyed_batch() -> AppendBatchRequest {
@@ -125,7 +125,10 @@ async fn a_retried_batch_returns_the_same_entries() {
         retry.deduplicated,
         "the retried batch is reported as deduplicated"
     );
-    assert_eq!(seqs(&first.entries), (2..=9).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&first.entries),
+        (SETUP_ENTRIES + 2..=SETUP_ENTRIES + 9).collect::<Vec<_>>()
+    );
     assert_eq!(
         retry.entries, first.entries,
         "the same entries are returned"
@@ -146,7 +149,7 @@ async fn a_retried_batch_returns_the_same_entries() {
 #[tokio::test]
 async fn concurrent_retries_append_exactly_once() {
     let app = TestApp::spawn().await;
-    let registered = app.append_event(version("a")).await; // 1
+    let registered = app.append_event(version("a")).await; // SETUP_ENTRIES + 1
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let mut client = app.new_client().await;

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod access;
+mod access_cli;
 mod append;
 mod batch;
 mod cli;
@@ -16,5 +18,6 @@ mod read;
 mod recovery;
 mod restart;
 mod subscribe;
+mod tls;
 mod validation;
 mod verify;

@@ -1,4 +1,5 @@
-//! ReadEntries: every filter, alone and combined, against a scan of the whole log.
+//! ReadEntries: every filter, alone and combined, against a scan of the whole log
+//! (its access entries included).
 
 use govledger::proto::v1::{Entry, EventKind, ReadEntriesRequest};
 use prost_types::Timestamp;
@@ -10,7 +11,9 @@ const SUBJECTS: [&str; 3] = [
     "support-bot/triage-v2",
     "search/ranker",
 ];
-const ACTORS: [&str; 3] = ["alice", "ci-bot", "anonymous"];
+const ACTORS: [&str; 3] = ["alice", "ci-bot", TESTER];
+/// The access entries every fresh log starts with: the seeded entries follow.
+const S: u64 = SETUP_ENTRIES;
 
 /// The order in which each subject's events (indexes into `all_kinds`) are
 /// appended: a different valid order per subject (registered first, the
@@ -24,14 +27,15 @@ const ORDERS: [[usize; 8]; 3] = [
 
 /// 24 single appends covering every (subject, kind) pair, three actors, then a
 /// batch of 5 by alice (a second version of the last subject, in another
-/// environment): 29 entries in all.
+/// environment): 29 entries (sequences S + 1 ..= S + 29) after the S access
+/// entries of a fresh log. Returns the whole log.
 async fn seeded() -> (TestApp, Vec<Entry>) {
     let app = TestApp::spawn().await;
     for i in 0..24 {
         let (subject, round) = (i % 3, i / 3);
         let event = all_kinds(SUBJECTS[subject]).swap_remove(ORDERS[subject][round]);
         let actor = ACTORS[round % 3];
-        let resp = if actor == "anonymous" {
+        let resp = if actor == TESTER {
             app.append(req(event)).await
         } else {
             app.append_as(actor, req(event)).await
@@ -45,7 +49,15 @@ async fn seeded() -> (TestApp, Vec<Entry>) {
     .await
     .expect("seed batch");
     let all = app.read_all().await;
-    assert_eq!(all.len(), 29);
+    assert_eq!(all.len() as u64, S + 29);
+    assert!(
+        all[..S as usize].iter().all(|e| e.subject == "@access"),
+        "the log starts with its access entries"
+    );
+    assert!(
+        all[S as usize..].iter().all(|e| e.subject != "@access"),
+        "the seeded entries follow"
+    );
     (app, all)
 }
 
@@ -85,7 +97,7 @@ async fn check(app: &TestApp, all: &[Entry], r: ReadEntriesRequest) {
 async fn reading_without_filters_returns_every_entry_in_order() {
     let (app, all) = seeded().await;
 
-    assert_eq!(seqs(&all), (1..=29).collect::<Vec<_>>());
+    assert_eq!(seqs(&all), (1..=S + 29).collect::<Vec<_>>());
     assert_linked(&all);
     for entry in &all {
         assert_eq!(app.get_entry(entry.sequence).await.unwrap(), *entry);
@@ -95,7 +107,7 @@ async fn reading_without_filters_returns_every_entry_in_order() {
 #[tokio::test]
 async fn from_sequence_skips_earlier_entries() {
     let (app, all) = seeded().await;
-    for from in [0, 1, 2, 13, 29, 30, 1000] {
+    for from in [0, 1, 2, 13, S, S + 1, S + 2, S + 13, S + 29, S + 30, 1000] {
         check(
             &app,
             &all,
@@ -108,18 +120,18 @@ async fn from_sequence_skips_earlier_entries() {
     }
     let tail = app
         .read_entries(ReadEntriesRequest {
-            from_sequence: 27,
+            from_sequence: S + 27,
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(seqs(&tail), vec![27, 28, 29]);
+    assert_eq!(seqs(&tail), vec![S + 27, S + 28, S + 29]);
 }
 
 #[tokio::test]
 async fn the_subject_filter_matches_exactly() {
     let (app, all) = seeded().await;
-    for subject in SUBJECTS {
+    for subject in SUBJECTS.into_iter().chain(["@access"]) {
         check(
             &app,
             &all,
@@ -159,7 +171,12 @@ async fn the_subject_filter_matches_exactly() {
 #[tokio::test]
 async fn the_kind_filter_matches_each_kind() {
     let (app, all) = seeded().await;
-    for kind in ALL_KINDS {
+    let access_kinds = [
+        EventKind::PrincipalRolesSet,
+        EventKind::TokenIssued,
+        EventKind::TokenRevoked,
+    ];
+    for kind in ALL_KINDS.into_iter().chain(access_kinds) {
         check(
             &app,
             &all,
@@ -183,7 +200,7 @@ async fn the_kind_filter_matches_each_kind() {
 #[tokio::test]
 async fn the_actor_filter_matches_each_actor() {
     let (app, all) = seeded().await;
-    for actor in ACTORS.into_iter().chain(["nobody"]) {
+    for actor in ACTORS.into_iter().chain(["nobody", "admin", "system"]) {
         check(
             &app,
             &all,
@@ -202,12 +219,21 @@ async fn the_actor_filter_matches_each_actor() {
         .await
         .unwrap();
     assert_eq!(alice.len(), 9 + 5, "9 single appends and the batch");
+    let tester = app
+        .read_entries(ReadEntriesRequest {
+            actor: TESTER.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(tester.len(), 6, "the default client appends as {TESTER}");
 }
 
 #[tokio::test]
 async fn the_time_range_is_since_inclusive_until_exclusive() {
     let (app, all) = seeded().await;
-    let t = |seq: usize| all[seq - 1].recorded_at;
+    // The time of seeded entry n.
+    let t = |n: u64| all[(S + n - 1) as usize].recorded_at;
     let ranges = [
         (t(5), None),
         (None, t(20)),
@@ -237,7 +263,7 @@ async fn the_time_range_is_since_inclusive_until_exclusive() {
         })
         .await
         .unwrap();
-    assert!(from_5.iter().any(|e| e.sequence == 5));
+    assert!(from_5.iter().any(|e| e.sequence == S + 5));
     let before_20 = app
         .read_entries(ReadEntriesRequest {
             until: t(20),
@@ -245,14 +271,17 @@ async fn the_time_range_is_since_inclusive_until_exclusive() {
         })
         .await
         .unwrap();
-    assert!(before_20.iter().all(|e| e.sequence < 20));
-    assert!(before_20.iter().any(|e| e.sequence == 19) || ts(&all[18]) == ts(&all[19]));
+    assert!(before_20.iter().all(|e| e.sequence < S + 20));
+    assert!(
+        before_20.iter().any(|e| e.sequence == S + 19)
+            || ts(&all[(S + 18) as usize]) == ts(&all[(S + 19) as usize])
+    );
 }
 
 #[tokio::test]
 async fn the_limit_returns_the_first_matches() {
     let (app, all) = seeded().await;
-    for limit in [1, 3, 29, 100] {
+    for limit in [1, 3, 29, S as u32 + 29, 100] {
         check(
             &app,
             &all,
@@ -276,18 +305,19 @@ async fn the_limit_returns_the_first_matches() {
     let first3 = app
         .read_entries(ReadEntriesRequest {
             limit: 3,
-            from_sequence: 10,
+            from_sequence: S + 10,
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(seqs(&first3), vec![10, 11, 12]);
+    assert_eq!(seqs(&first3), vec![S + 10, S + 11, S + 12]);
 }
 
 #[tokio::test]
 async fn every_combination_of_filters_matches_a_scan() {
     let (app, all) = seeded().await;
-    let t = |seq: usize| all[seq - 1].recorded_at;
+    // The time of seeded entry n.
+    let t = |n: u64| all[(S + n - 1) as usize].recorded_at;
     let subjects = ["", SUBJECTS[0], SUBJECTS[2]];
     let kinds = [
         0,
@@ -295,12 +325,12 @@ async fn every_combination_of_filters_matches_a_scan() {
         EventKind::PolicySet as i32,
         EventKind::EvalRecorded as i32,
     ];
-    let actors = ["", "alice", "anonymous"];
+    let actors = ["", "alice", TESTER];
     let mut checked = 0;
     for subject in subjects {
         for kind in kinds {
             for actor in actors {
-                for from_sequence in [0, 12] {
+                for from_sequence in [0, S + 12] {
                     for limit in [0, 2] {
                         for (since, until) in [(None, None), (t(4), t(26))] {
                             let r = ReadEntriesRequest {

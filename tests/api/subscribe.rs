@@ -1,5 +1,8 @@
 //! Subscribe: catch up from a sequence, then stay live; never skip or repeat
 //! an entry, also while appends race with the catch-up.
+//!
+//! A fresh log starts with its SETUP_ENTRIES access entries: a subscription
+//! from the beginning catches up on those too.
 
 use std::time::Duration;
 
@@ -31,6 +34,8 @@ async fn subscribe_catches_up_then_stays_live() {
     let mut appended = app
         .append_events((0..10).map(|n| numbered("a", n)).collect())
         .await;
+    let log = app.read_all().await;
+    assert_eq!(log[SETUP_ENTRIES as usize..], appended);
 
     let mut stream = app
         .subscribe(SubscribeRequest {
@@ -38,8 +43,11 @@ async fn subscribe_catches_up_then_stays_live() {
             ..Default::default()
         })
         .await;
-    let caught_up = take(&mut stream, 10).await;
-    assert_eq!(caught_up, appended, "catch-up yields the stored entries");
+    let caught_up = take(&mut stream, log.len()).await;
+    assert_eq!(
+        caught_up, log,
+        "catch-up yields the stored entries, the access entries first"
+    );
     assert_quiet(&mut stream).await;
 
     for n in 10..15 {
@@ -66,10 +74,15 @@ async fn subscribe_from_zero_starts_at_the_beginning() {
     let appended = app
         .append_events((0..3).map(|n| numbered("a", n)).collect())
         .await;
+    let log = app.read_all().await;
+    assert_eq!(log.len() as u64, SETUP_ENTRIES + 3);
+    assert_eq!(log[SETUP_ENTRIES as usize..], appended);
 
     let mut stream = app.subscribe(SubscribeRequest::default()).await;
 
-    assert_eq!(take(&mut stream, 3).await, appended);
+    let caught_up = take(&mut stream, log.len()).await;
+    assert_eq!(caught_up[0].sequence, 1);
+    assert_eq!(caught_up, log);
 }
 
 #[tokio::test]
@@ -80,7 +93,7 @@ async fn subscribe_from_head_plus_one_yields_only_new_entries() {
 
     let mut stream = app
         .subscribe(SubscribeRequest {
-            from_sequence: 8,
+            from_sequence: SETUP_ENTRIES + 8,
             ..Default::default()
         })
         .await;
@@ -88,17 +101,22 @@ async fn subscribe_from_head_plus_one_yields_only_new_entries() {
     let new = app.append_event(version("b")).await;
 
     assert_eq!(next_entry(&mut stream).await, new);
-    assert_eq!(new.sequence, 8);
+    assert_eq!(new.sequence, SETUP_ENTRIES + 8);
 }
 
 #[tokio::test]
-async fn subscribe_on_an_empty_log_waits_for_the_first_entry() {
+async fn subscribe_on_a_fresh_log_waits_for_the_first_new_entry() {
+    // A fresh log holds only its access entries.
     let app = TestApp::spawn().await;
+    let access = app.read_all().await;
+    assert_eq!(access.len() as u64, SETUP_ENTRIES);
     let mut stream = app.subscribe(SubscribeRequest::default()).await;
+    assert_eq!(take(&mut stream, access.len()).await, access);
     assert_quiet(&mut stream).await;
 
     let first = app.append_event(version("a")).await;
 
+    assert_eq!(first.sequence, SETUP_ENTRIES + 1);
     assert_eq!(next_entry(&mut stream).await, first);
 }
 
@@ -131,12 +149,17 @@ async fn subscribe_filters_by_subject_and_kind() {
         })
         .await;
 
+    // The test's entries follow the s access entries (which match no filter).
+    let s = SETUP_ENTRIES;
     assert_eq!(
         seqs(&take(&mut by_subject, 8).await),
-        (1..=8).collect::<Vec<_>>()
+        (s + 1..=s + 8).collect::<Vec<_>>()
     );
-    assert_eq!(seqs(&take(&mut by_kind, 3).await), vec![3, 11, 19]);
-    assert_eq!(seqs(&take(&mut both, 1).await), vec![16]);
+    assert_eq!(
+        seqs(&take(&mut by_kind, 3).await),
+        vec![s + 3, s + 11, s + 19]
+    );
+    assert_eq!(seqs(&take(&mut both, 1).await), vec![s + 16]);
     assert_quiet(&mut by_subject).await;
     assert_quiet(&mut by_kind).await;
     assert_quiet(&mut both).await;
@@ -144,13 +167,13 @@ async fn subscribe_filters_by_subject_and_kind() {
     // Live entries are filtered too: a second version of "b" (in another
     // environment, where no policy is in force yet), and an approval of "a"'s
     // version by someone who did not register it.
-    app.append_events(lifecycle("b", "v3", "staging")).await; // 25..=32
+    app.append_events(lifecycle("b", "v3", "staging")).await; // s + 25..=s + 32
     app.append_as("reviewer", req(approval("a")))
         .await
-        .expect("approval"); // 33
-    assert_eq!(next_entry(&mut by_subject).await.sequence, 33);
-    assert_eq!(seqs(&take(&mut by_kind, 2).await), vec![27, 33]);
-    assert_eq!(next_entry(&mut both).await.sequence, 32);
+        .expect("approval"); // s + 33
+    assert_eq!(next_entry(&mut by_subject).await.sequence, s + 33);
+    assert_eq!(seqs(&take(&mut by_kind, 2).await), vec![s + 27, s + 33]);
+    assert_eq!(next_entry(&mut both).await.sequence, s + 32);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +183,8 @@ async fn no_gap_and_no_duplicate_while_appends_race_with_the_catch_up() {
     const BACKLOG: usize = 2_400;
     const WRITERS: usize = 4;
     const PER_WRITER: usize = 100;
-    const TOTAL: u64 = (BACKLOG + WRITERS * PER_WRITER) as u64;
+    // The access entries of a fresh log, then the test's own.
+    const TOTAL: u64 = SETUP_ENTRIES + (BACKLOG + WRITERS * PER_WRITER) as u64;
 
     let app = TestApp::spawn().await;
     for chunk in 0..BACKLOG / 800 {
@@ -250,9 +274,11 @@ async fn no_gap_and_no_duplicate_while_appends_race_with_the_catch_up() {
 #[tokio::test]
 async fn a_subscription_ends_when_the_server_stops() {
     let app = TestApp::spawn().await;
-    app.append_event(version("a")).await;
+    let appended = app.append_event(version("a")).await;
     let mut stream = app.subscribe(SubscribeRequest::default()).await;
-    next_entry(&mut stream).await;
+    // Caught up (the access entries, then the appended one): now live.
+    let caught_up = take(&mut stream, SETUP_ENTRIES as usize + 1).await;
+    assert_eq!(caught_up.last(), Some(&appended));
 
     within("stopping with an open subscription", app.stop()).await;
 

@@ -1,0 +1,84 @@
+//! The binary's commands, one file per area; `main.rs` only parses and
+//! dispatches. Exit codes are decided here, from the error's cause.
+
+pub mod access;
+
+use govledger::LedgerError;
+
+/// A gate denied, or verification found damage (or a rebuild differs).
+pub const EXIT_DENIED_OR_DAMAGED: u8 = 1;
+/// The command line was wrong (clap uses 2 as well).
+pub const EXIT_USAGE: u8 = 2;
+/// The server could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+/// The server refused the request (its reason is printed).
+pub const EXIT_REJECTED: u8 = 4;
+/// A local failure: data directory locked or unreadable, I/O.
+pub const EXIT_LOCAL_FAILURE: u8 = 5;
+
+/// Text shown under `--help`.
+pub const EXIT_CODES_HELP: &str = "Exit codes: 0 ok; 1 gate denied, verification failed, or a rebuilt state differs; 2 usage error; 3 server unreachable; 4 rejected by the server (its reason is printed); 5 local failure (data directory locked or unreadable, I/O).";
+
+/// A usage error found after parsing (e.g. an unsafe flag combination).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// How to print results.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    /// One JSON object per line instead of tables.
+    pub json: bool,
+}
+
+impl Output {
+    pub fn line(&self, value: &serde_json::Value) {
+        println!("{value}");
+    }
+}
+
+pub fn timestamp_text(t: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+/// The exit code for a failed command, from the first cause that tells.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(status) = cause.downcast_ref::<tonic::Status>() {
+            return match status.code() {
+                tonic::Code::Unavailable if is_transport(status) => EXIT_UNREACHABLE,
+                _ => EXIT_REJECTED,
+            };
+        }
+        if cause.downcast_ref::<tonic::transport::Error>().is_some() {
+            return EXIT_UNREACHABLE;
+        }
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return EXIT_USAGE;
+        }
+        match cause.downcast_ref::<LedgerError>() {
+            Some(LedgerError::Corrupt { .. }) => return EXIT_DENIED_OR_DAMAGED,
+            // Offline access changes are checked like the API's.
+            Some(
+                LedgerError::Invalid { .. }
+                | LedgerError::Rejected { .. }
+                | LedgerError::NotFound(_),
+            ) => return EXIT_REJECTED,
+            _ => {}
+        }
+    }
+    EXIT_LOCAL_FAILURE
+}
+
+/// An Unavailable status made by the client's transport (no connection),
+/// rather than one the server sent (e.g. shutting down).
+fn is_transport(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    status
+        .source()
+        .is_some_and(|s| s.downcast_ref::<tonic::transport::Error>().is_some())
+        || status.message().contains("connect")
+        || status.message().contains("transport")
+}

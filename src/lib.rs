@@ -28,10 +28,13 @@
 //! - [`server`]: `run(listener, ledger, shutdown)`: serves the API, health and
 //!   reflection until `shutdown` completes.
 //! - [`bench`]: the `govledger bench` load generator.
+//! - [`client`]: the CLI's I/O-free building blocks: importers of promptfoo
+//!   and JUnit results, CI metadata detection, idempotency keys per CI run.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod bench;
+pub mod client;
 pub mod domain;
 pub mod error;
 pub mod governance;

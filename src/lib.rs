@@ -31,11 +31,14 @@
 //!   reflection until `shutdown` completes.
 //! - [`connect`]: the client side of a connection: address, TLS, bearer token.
 //! - [`bench`]: the `govledger bench` load generator.
+//! - [`client`]: the CLI's I/O-free building blocks: importers of promptfoo
+//!   and JUnit results, CI metadata detection, idempotency keys per CI run.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod client;
 pub mod connect;
 pub mod domain;
 pub mod error;

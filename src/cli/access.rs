@@ -18,7 +18,7 @@ use govledger::{
     },
 };
 
-use super::{Output, timestamp_text};
+use super::{Output, online, runtime, timestamp_text};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -391,13 +391,6 @@ fn offline_actor() -> ActorName {
         .unwrap_or_else(|_| ActorName::parse("local:operator").expect("a valid actor name"))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// Opens the stopped ledger in `dir`, runs `f`, closes it.
 fn offline<T, F, Fut>(dir: &Path, f: F) -> anyhow::Result<T>
 where
@@ -425,15 +418,4 @@ fn read_offline<T>(dir: &Path, f: impl FnOnce(&AccessState) -> T) -> anyhow::Res
         dir,
         |ledger, _| async move { Ok(f(ledger.state().access())) },
     )
-}
-
-fn online<T, F, Fut>(client: &ClientArgs, f: F) -> anyhow::Result<T>
-where
-    F: FnOnce(govledger::connect::Connection) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    runtime()?.block_on(async {
-        let conn = client.config()?.connect().await?;
-        f(conn).await
-    })
 }

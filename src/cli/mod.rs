@@ -3,7 +3,8 @@
 
 pub mod access;
 
-use govledger::LedgerError;
+use anyhow::Context;
+use govledger::{LedgerError, connect::ClientArgs};
 
 /// A gate denied, or verification found damage (or a rebuild differs).
 pub const EXIT_DENIED_OR_DAMAGED: u8 = 1;
@@ -81,4 +82,24 @@ fn is_transport(status: &tonic::Status) -> bool {
         .is_some_and(|s| s.downcast_ref::<tonic::transport::Error>().is_some())
         || status.message().contains("connect")
         || status.message().contains("transport")
+}
+
+/// A runtime for one client command (a single thread is plenty).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Connects with the client flags and runs `f` on the connection.
+pub fn online<T, F, Fut>(client: &ClientArgs, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(govledger::connect::Connection) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    runtime()?.block_on(async {
+        let conn = client.config()?.connect().await?;
+        f(conn).await
+    })
 }

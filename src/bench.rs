@@ -50,14 +50,12 @@ pub struct BenchArgs {
     /// Data directory for the benchmark ledger (default: a fresh temporary one).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Benchmark a running server at this address instead of an in-process one.
+    /// Benchmark a running server at this address instead of an in-process
+    /// one; the global --token (or GOVLEDGER_TOKEN) must then name a
+    /// principal holding the recorder role. (In-process, the bench issues its
+    /// own token from the bootstrap admin's.)
     #[arg(long)]
-    pub addr: Option<SocketAddr>,
-    /// With --addr: a token whose principal holds the recorder role over
-    /// `bench/*`. (In-process, the bench issues its own from the bootstrap
-    /// admin token.)
-    #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub server: Option<SocketAddr>,
 }
 
 /// Versions each benchmark subject has; evals cycle through them.
@@ -144,17 +142,17 @@ pub fn sample_event(client: usize, n: usize) -> Event {
     }
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+pub fn run(args: BenchArgs, token: Option<String>) -> anyhow::Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(args))?;
+    runtime.block_on(run_async(args, token))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
+async fn run_async(args: BenchArgs, token: Option<String>) -> anyhow::Result<()> {
     let _temp;
-    let (addr, server) = match args.addr {
+    let (addr, server) = match args.server {
         Some(addr) => (addr, None),
         None => {
             let dir = match &args.data_dir {
@@ -185,10 +183,10 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
-    let token = match (&args.token, &server) {
+    let token = match (&token, &server) {
         (Some(token), _) => token.clone(),
         (None, Some((_, _, dir))) => bench_token(&endpoint, dir).await?,
-        (None, None) => anyhow::bail!("--addr needs --token (or GOVLEDGER_TOKEN)"),
+        (None, None) => anyhow::bail!("--server needs --token (or GOVLEDGER_TOKEN)"),
     };
     let target = Target {
         endpoint,

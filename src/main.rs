@@ -140,7 +140,7 @@ fn try_main() -> anyhow::Result<ExitCode> {
         }
         Command::Verify { data_dir } => verify(data_dir),
         Command::Rebuild { data_dir } => rebuild(data_dir),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(args, cli.client.config()?.token),
     }
 }
 
@@ -283,5 +283,17 @@ fn rebuild(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
             println!("no saved live state to compare with; the rebuilt state is now saved");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap's own consistency checks (e.g. a subcommand's flag clashing with a
+    /// global one), which otherwise fail only when that command is parsed.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -7,6 +7,7 @@ mod access;
 mod access_cli;
 mod append;
 mod batch;
+mod bench_cli;
 mod cli;
 mod concurrency;
 mod events;

@@ -48,10 +48,10 @@ impl Auth {
         } else {
             None
         };
-        let state = self.ledger.state();
-        Ok(self
-            .guard
-            .authenticate(state.access(), authorization, cn.as_deref(), rpc)?)
+        Ok(self.ledger.with_access(|access| {
+            self.guard
+                .authenticate(access, authorization, cn.as_deref(), rpc)
+        })?)
     }
 
     pub fn authorize(&self, caller: &Caller, action: Action, rpc: &str) -> Result<(), Status> {

@@ -324,6 +324,17 @@ impl Ledger {
         self.inner.projection.current()
     }
 
+    /// Runs `f` on the access part of the current state (principals, roles,
+    /// tokens) without taking a snapshot: keep `f` short, it holds a read lock.
+    pub fn with_access<T>(
+        &self,
+        f: impl FnOnce(&crate::governance::access::AccessState) -> T,
+    ) -> T {
+        self.inner
+            .projection
+            .with_current(|state| f(state.access()))
+    }
+
     /// The last entry recorded at or before `us` (0 = none).
     pub fn sequence_at(&self, us: i64) -> u64 {
         self.inner

@@ -44,6 +44,12 @@ impl Projection {
         self.current.read().expect("projection lock").clone()
     }
 
+    /// Runs `f` on the current state without cloning it: for the per-request
+    /// access check, which needs one lookup, not a snapshot.
+    pub fn with_current<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.current.read().expect("projection lock"))
+    }
+
     /// Makes `state` the one readers see (after its group is durable).
     pub(super) fn publish(&self, state: &State) {
         *self.current.write().expect("projection lock") = state.clone();

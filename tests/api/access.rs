@@ -94,6 +94,11 @@ fn writes(subject: &str) -> Vec<(&'static str, Role, Event)> {
             Role::Responder,
             incident_opened(subject).event(),
         ),
+        (
+            "IncidentResolved",
+            Role::Responder,
+            incident_resolved(subject).event(),
+        ),
         ("PolicySet", Role::Admin, policy(subject).event()),
     ]
 }

@@ -75,6 +75,8 @@ enum Command {
     /// Principals and their roles.
     #[command(subcommand)]
     Principal(cli::access::PrincipalCommand),
+    #[command(flatten)]
+    Record(cli::record::RecordCommand),
     /// Verify a stopped ledger's journal offline: every hash, link and payload digest.
     Verify {
         #[arg(long, default_value = "./govledger-data")]
@@ -138,6 +140,7 @@ fn try_main() -> anyhow::Result<ExitCode> {
         Command::Principal(command) => {
             cli::access::principal(command, &cli.client, out).map(|()| ExitCode::SUCCESS)
         }
+        Command::Record(command) => cli::record::run(command, &cli.client, out),
         Command::Verify { data_dir } => verify(data_dir),
         Command::Rebuild { data_dir } => rebuild(data_dir),
         Command::Bench(args) => bench::run(args),

@@ -8,6 +8,7 @@ mod access_cli;
 mod append;
 mod batch;
 mod cli;
+mod cli_record;
 mod concurrency;
 mod events;
 mod governance;

@@ -51,6 +51,8 @@ enum Format {
     Json,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gRPC API (Ledger, grpc.health.v1, reflection) until SIGINT/SIGTERM.

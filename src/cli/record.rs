@@ -1251,7 +1251,7 @@ impl Age {
     /// The largest whole unit: 604800 -> "1w", 90 -> "90s".
     fn of(seconds: u64) -> Age {
         for (scale, unit) in [(604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")] {
-            if seconds % scale == 0 {
+            if seconds.is_multiple_of(scale) {
                 return Age::Text(format!("{}{unit}", seconds / scale));
             }
         }

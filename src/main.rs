@@ -51,6 +51,8 @@ enum Format {
     Json,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gRPC API (Ledger, grpc.health.v1, reflection) until SIGINT/SIGTERM.
@@ -75,6 +77,8 @@ enum Command {
     /// Principals and their roles.
     #[command(subcommand)]
     Principal(cli::access::PrincipalCommand),
+    #[command(flatten)]
+    Record(cli::record::RecordCommand),
     /// Verify a stopped ledger's journal offline: every hash, link and payload digest.
     Verify {
         #[arg(long, default_value = "./govledger-data")]
@@ -138,6 +142,7 @@ fn try_main() -> anyhow::Result<ExitCode> {
         Command::Principal(command) => {
             cli::access::principal(command, &cli.client, out).map(|()| ExitCode::SUCCESS)
         }
+        Command::Record(command) => cli::record::run(command, &cli.client, out),
         Command::Verify { data_dir } => verify(data_dir),
         Command::Rebuild { data_dir } => rebuild(data_dir),
         Command::Bench(args) => bench::run(args, cli.client.config()?.token),

@@ -9,6 +9,7 @@ mod append;
 mod batch;
 mod bench_cli;
 mod cli;
+mod cli_record;
 mod concurrency;
 mod events;
 mod governance;

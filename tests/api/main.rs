@@ -8,6 +8,7 @@ mod access_cli;
 mod append;
 mod batch;
 mod cli;
+mod cli_audit;
 mod concurrency;
 mod events;
 mod governance;

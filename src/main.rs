@@ -1,5 +1,6 @@
-//! The `govledger` binary: the server (`serve`), offline tools (`verify`,
-//! `rebuild`), access management (`token`, `principal`) and `bench`.
+//! The `govledger` binary: the server (`serve`), offline tools (`rebuild`,
+//! `verify --data-dir`), access management (`token`, `principal`), the
+//! auditors' commands (`verify`, `gate`, `log`, `state`, `history`) and `bench`.
 //! `main` only parses and dispatches; exit codes are in [`cli`].
 
 #![forbid(unsafe_code)]
@@ -12,10 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use cli::{EXIT_CODES_HELP, EXIT_DENIED_OR_DAMAGED, Output, UsageError};
 use govledger::{
-    Ledger, LedgerConfig, bench,
-    connect::ClientArgs,
-    ledger::{rebuild_offline, verify_offline},
-    server::ServeOptions,
+    Ledger, LedgerConfig, bench, connect::ClientArgs, ledger::rebuild_offline, server::ServeOptions,
 };
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing_subscriber::EnvFilter;
@@ -79,17 +77,14 @@ enum Command {
     Principal(cli::access::PrincipalCommand),
     #[command(flatten)]
     Record(cli::record::RecordCommand),
-    /// Verify a stopped ledger's journal offline: every hash, link and payload digest.
-    Verify {
-        #[arg(long, default_value = "./govledger-data")]
-        data_dir: PathBuf,
-    },
     /// Rebuild the projected state of a stopped ledger from entry 1 and prove it
     /// identical to the state the server left (compares their digests).
     Rebuild {
         #[arg(long, default_value = "./govledger-data")]
         data_dir: PathBuf,
     },
+    #[command(flatten)]
+    Audit(cli::audit::AuditCommand),
     /// Measure durable append throughput and latency, batch appends and verification.
     Bench(bench::BenchArgs),
 }
@@ -143,8 +138,8 @@ fn try_main() -> anyhow::Result<ExitCode> {
             cli::access::principal(command, &cli.client, out).map(|()| ExitCode::SUCCESS)
         }
         Command::Record(command) => cli::record::run(command, &cli.client, out),
-        Command::Verify { data_dir } => verify(data_dir),
         Command::Rebuild { data_dir } => rebuild(data_dir),
+        Command::Audit(command) => cli::audit::run(command, &cli.client, out),
         Command::Bench(args) => bench::run(args, cli.client.config()?.token),
     }
 }
@@ -225,27 +220,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
-}
-
-fn verify(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
-    if !data_dir.is_dir() {
-        anyhow::bail!("data directory {} does not exist", data_dir.display());
-    }
-    let report = verify_offline(&data_dir)?;
-    if let Some(d) = &report.dropped {
-        println!(
-            "torn tail: {} bytes at offset {} of {} (never acknowledged; cut off at the next start)",
-            d.bytes,
-            d.offset,
-            d.segment.display()
-        );
-    }
-    println!(
-        "ok: entries 1..={} verified, head hash {}",
-        report.cursor.last_sequence(),
-        report.cursor.prev_hash
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn hex(bytes: &[u8]) -> String {

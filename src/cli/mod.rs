@@ -2,6 +2,7 @@
 //! dispatches. Exit codes are decided here, from the error's cause.
 
 pub mod access;
+pub mod audit;
 pub mod record;
 
 use anyhow::Context;

@@ -9,6 +9,7 @@ mod append;
 mod batch;
 mod bench_cli;
 mod cli;
+mod cli_audit;
 mod cli_record;
 mod concurrency;
 mod events;

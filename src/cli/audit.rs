@@ -1,0 +1,1406 @@
+//! The auditors' commands: `verify` (against the server, or offline with
+//! `--data-dir`), `gate`, `log` (`--follow`), `state` and `history`. They
+//! only read; every answer comes from the server (or the stopped data dir).
+
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use govledger::{
+    LedgerError,
+    connect::ClientArgs,
+    ledger::verify_offline,
+    proto::v1::{
+        self, AsOf, CheckGateRequest, Decision, Direction, Entry, EvalKind, Event, EventKind,
+        GetEntryRequest, GetHeadRequest, GetSubjectStateRequest, GetVersionHistoryRequest,
+        IncidentCategory, ReadEntriesRequest, Severity, Source, SubjectKind, SubscribeRequest,
+        VerifyChainRequest, as_of::Point, event::Kind,
+    },
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::{EXIT_DENIED_OR_DAMAGED, Output, UsageError, access::grants_text, online};
+
+/// Entries per VerifyChain call when verifying against the server.
+pub const DEFAULT_VERIFY_CHUNK: u64 = 100_000;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain: against the server (VerifyChain, in chunks
+    /// whose hashes must link; a progress bar on a terminal), or, with
+    /// --data-dir, a stopped ledger's journal offline. Exit 1 names the
+    /// first bad entry and why.
+    Verify(VerifyArgs),
+    /// Would deploying a version to an environment pass the policy in force?
+    /// Exit 0 allow, 1 deny; every unmet rule is printed with its evidence.
+    Gate(GateArgs),
+    /// The log's entries, filtered; --follow stays live.
+    Log(LogArgs),
+    /// A subject's lifecycle state, now or as of a moment or an entry.
+    State(StateArgs),
+    /// Every version of a subject with its evidence trail.
+    History {
+        /// The subject, e.g. support-bot/triage-prompt.
+        subject: String,
+    },
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct VerifyArgs {
+    /// Verify this stopped ledger's journal offline (every hash, link and
+    /// payload digest) instead of asking the server.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "to", "chunk"])]
+    data_dir: Option<PathBuf>,
+    /// First entry to verify (default 1).
+    #[arg(long, value_name = "SEQ")]
+    from: Option<u64>,
+    /// Last entry to verify (default: the head when the command starts).
+    #[arg(long, value_name = "SEQ")]
+    to: Option<u64>,
+    /// Entries per VerifyChain call.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VERIFY_CHUNK,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    chunk: u64,
+}
+
+/// A point in history: `--as-of` a moment or a sequence, or `--as-of-sequence`.
+#[derive(Args, Clone, Debug)]
+pub struct AsOfArgs {
+    /// A moment (RFC 3339, e.g. 2026-03-03T00:00:00Z, or a date, 2026-03-03,
+    /// meaning its midnight UTC) or an entry's sequence number: the state
+    /// after the last entry recorded then.
+    #[arg(long, value_name = "RFC3339|SEQ", value_parser = parse_as_of)]
+    as_of: Option<Point>,
+    /// The state right after this entry.
+    #[arg(long, value_name = "SEQ", conflicts_with = "as_of")]
+    as_of_sequence: Option<u64>,
+}
+
+impl AsOfArgs {
+    fn as_of(&self) -> Option<AsOf> {
+        let point = match (&self.as_of, self.as_of_sequence) {
+            (_, Some(sequence)) => Point::Sequence(sequence),
+            (Some(point), None) => *point,
+            (None, None) => return None,
+        };
+        Some(AsOf { point: Some(point) })
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GateArgs {
+    /// The subject, e.g. support-bot/triage-prompt.
+    #[arg(long)]
+    subject: String,
+    /// The version label that would be deployed.
+    #[arg(long)]
+    version: String,
+    /// The environment to deploy to.
+    #[arg(long = "env", visible_alias = "environment", value_name = "ENV")]
+    environment: String,
+    /// Who would deploy (default: the caller).
+    #[arg(long)]
+    deployer: Option<String>,
+    #[command(flatten)]
+    as_of: AsOfArgs,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct LogArgs {
+    /// First sequence to consider (default 1).
+    #[arg(long, value_name = "SEQ")]
+    from: Option<u64>,
+    /// Only entries about this subject.
+    #[arg(long)]
+    subject: Option<String>,
+    /// An event kind: version_registered (or version-registered),
+    /// eval_recorded, approval_recorded, deployment_recorded,
+    /// incident_opened, incident_resolved, feedback_recorded, policy_set,
+    /// principal_roles_set, token_issued, token_revoked.
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<EventKind>,
+    /// Only entries by this principal.
+    #[arg(long)]
+    actor: Option<String>,
+    /// Entries recorded at or after this moment (RFC 3339 or a date).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    since: Option<prost_types::Timestamp>,
+    /// Entries recorded before this moment (RFC 3339 or a date).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    until: Option<prost_types::Timestamp>,
+    /// At most this many entries.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    limit: Option<u32>,
+    /// After the matching history, stay live and print new entries as they
+    /// are appended, until interrupted (or the server shuts down, or
+    /// --limit / --until is reached).
+    #[arg(long, short = 'f')]
+    follow: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct StateArgs {
+    /// The subject, e.g. support-bot/triage-prompt.
+    subject: String,
+    #[command(flatten)]
+    as_of: AsOfArgs,
+}
+
+pub fn run(command: AuditCommand, client: &ClientArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let result = match command {
+        AuditCommand::Verify(args) => match args.data_dir {
+            Some(dir) => verify_data_dir(dir),
+            None => online(client, |conn| verify_online(conn, args, out)),
+        },
+        AuditCommand::Gate(args) => online(client, |conn| gate(conn, args, out)),
+        AuditCommand::Log(args) => online(client, |conn| log(conn, args, out)),
+        AuditCommand::State(args) => online(client, |conn| state(conn, args, out)),
+        AuditCommand::History { subject } => online(client, |conn| history(conn, subject, out)),
+    };
+    match result {
+        // `govledger log | head`: the reader has seen enough.
+        Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => Ok(ExitCode::SUCCESS),
+        other => other,
+    }
+}
+
+// ---- verify -------------------------------------------------------------------
+
+/// Offline verification of a stopped ledger (the data dir's lock proves no
+/// server is running). Damage is a `LedgerError::Corrupt`: exit 1, named on
+/// stderr.
+fn verify_data_dir(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    if !data_dir.is_dir() {
+        anyhow::bail!("data directory {} does not exist", data_dir.display());
+    }
+    let report = verify_offline(&data_dir)?;
+    if let Some(d) = &report.dropped {
+        println!(
+            "torn tail: {} bytes at offset {} of {} (never acknowledged; cut off at the next start)",
+            d.bytes,
+            d.offset,
+            d.segment.display()
+        );
+    }
+    println!(
+        "ok: entries 1..={} verified, head hash {}",
+        report.cursor.last_sequence(),
+        report.cursor.prev_hash
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Verifies `from..=to` through VerifyChain, one chunk per call. Each chunk
+/// is anchored by the server on the entry before it; the client checks that
+/// the next chunk's first entry names the hash the previous chunk verified
+/// as its `prev_hash`, and that the last verified hash is the head's.
+async fn verify_online(
+    conn: govledger::connect::Connection,
+    args: VerifyArgs,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let mut ledger = conn.ledger();
+    let head = ledger
+        .get_head(GetHeadRequest {})
+        .await
+        .context("reading the head")?
+        .into_inner();
+    let from = args.from.unwrap_or(1).max(1);
+    let to = args.to.unwrap_or(head.sequence);
+    if to > head.sequence {
+        return Err(UsageError(format!(
+            "--to {to} is past the head of the ledger (entry {})",
+            head.sequence
+        ))
+        .into());
+    }
+    if head.sequence == 0 {
+        if out.json {
+            emit_json(&json!({"valid": true, "from_sequence": 0, "to_sequence": 0,
+                "entries_checked": 0, "head_hash": hex(&head.hash)}))?;
+        } else {
+            emit("ok: the ledger is empty; nothing to verify")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if from > to {
+        return Err(UsageError(format!("--from {from} is after --to {to}")).into());
+    }
+    let bar = progress_bar(to - from + 1, args.chunk);
+    let mut start = from;
+    let mut verified: Option<Vec<u8>> = None;
+    let mut checked = 0u64;
+    let mut chunks = 0u64;
+    let fault = loop {
+        if start > to {
+            break None;
+        }
+        let end = start.saturating_add(args.chunk - 1).min(to);
+        if let Some(hash) = &verified {
+            let next = ledger
+                .get_entry(GetEntryRequest { sequence: start })
+                .await
+                .with_context(|| format!("reading entry {start}"))?
+                .into_inner();
+            if next.sequence != start || next.prev_hash != *hash {
+                break Some((
+                    start,
+                    format!(
+                        "its prev_hash {} does not link to the hash {} verified for entry {}",
+                        hex(&next.prev_hash),
+                        hex(hash),
+                        start - 1
+                    ),
+                ));
+            }
+        }
+        let report = ledger
+            .verify_chain(VerifyChainRequest {
+                from_sequence: start,
+                to_sequence: end,
+            })
+            .await
+            .with_context(|| format!("verifying entries {start}..={end}"))?
+            .into_inner();
+        if !report.valid {
+            break Some((report.first_bad_sequence, report.reason));
+        }
+        if report.from_sequence != start
+            || report.to_sequence != end
+            || report.entries_checked != end - start + 1
+            || report.head_hash.len() != 32
+        {
+            break Some((
+                start,
+                format!(
+                    "the server answered for entries {}..={} ({} checked) when asked for {start}..={end}",
+                    report.from_sequence, report.to_sequence, report.entries_checked
+                ),
+            ));
+        }
+        checked += report.entries_checked;
+        chunks += 1;
+        bar.inc(report.entries_checked);
+        verified = Some(report.head_hash);
+        start = end + 1;
+    };
+    bar.finish_and_clear();
+    let verified = verified.unwrap_or_default();
+    let fault = fault.or_else(|| {
+        (to == head.sequence && verified != head.hash).then(|| {
+            (
+                to,
+                format!(
+                    "the verified hash {} is not the head hash {} the server reported",
+                    hex(&verified),
+                    hex(&head.hash)
+                ),
+            )
+        })
+    });
+    if let Some((sequence, reason)) = fault {
+        if out.json {
+            emit_json(&json!({
+                "valid": false,
+                "from_sequence": from,
+                "to_sequence": to,
+                "entries_checked": checked,
+                "first_bad_sequence": sequence,
+                "reason": reason,
+            }))?;
+        }
+        return Err(LedgerError::Corrupt { sequence, reason }.into());
+    }
+    if out.json {
+        emit_json(&json!({
+            "valid": true,
+            "from_sequence": from,
+            "to_sequence": to,
+            "entries_checked": checked,
+            "chunks": chunks,
+            "head_hash": hex(&verified),
+        }))?;
+    } else {
+        emit(&format!(
+            "ok: entries {from}..={to} verified, head hash {}",
+            hex(&verified)
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A bar on stderr when it is a terminal and the range spans several
+/// chunks; otherwise hidden (nothing is ever written, so captured stderr
+/// stays clean).
+fn progress_bar(total: u64, chunk: u64) -> ProgressBar {
+    if total <= chunk || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "verifying {wide_bar} {human_pos}/{human_len} entries ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+// ---- gate ---------------------------------------------------------------------
+
+async fn gate(
+    conn: govledger::connect::Connection,
+    args: GateArgs,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let decision = conn
+        .governance()
+        .check_gate(CheckGateRequest {
+            subject: args.subject.clone(),
+            version: args.version.clone(),
+            environment: args.environment.clone(),
+            deployer: args.deployer.clone().unwrap_or_default(),
+            as_of: args.as_of.as_of(),
+        })
+        .await
+        .context("checking the gate")?
+        .into_inner();
+    if out.json {
+        emit_json(&json!({
+            "allow": decision.allow,
+            "decision": if decision.allow { "allow" } else { "deny" },
+            "subject": args.subject,
+            "version": args.version,
+            "environment": args.environment,
+            "deployer": args.deployer,
+            "policy_sequence": decision.policy_sequence,
+            "as_of_sequence": decision.as_of_sequence,
+            "reasons": decision.reasons.iter().map(|r| json!({
+                "rule": r.rule,
+                "expected": r.expected,
+                "actual": r.actual,
+                "evidence": r.evidence,
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        let policy = if decision.policy_sequence == 0 {
+            "no policy in force".to_owned()
+        } else {
+            format!("policy of entry {}", decision.policy_sequence)
+        };
+        let verdict = if decision.allow { "ALLOW" } else { "DENY" };
+        let unmet = match decision.reasons.len() {
+            0 => String::new(),
+            1 => ": 1 unmet rule".to_owned(),
+            n => format!(": {n} unmet rules"),
+        };
+        emit(&format!(
+            "{verdict} {} {} to {} ({policy}; state as of entry {}){unmet}",
+            args.subject, args.version, args.environment, decision.as_of_sequence
+        ))?;
+        for r in &decision.reasons {
+            let evidence = if r.evidence.is_empty() {
+                String::new()
+            } else {
+                format!(" [evidence: entries {}]", join(&r.evidence))
+            };
+            emit(&format!(
+                "  {}: expected {}; actual {}{evidence}",
+                r.rule, r.expected, r.actual
+            ))?;
+        }
+    }
+    Ok(if decision.allow {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DENIED_OR_DAMAGED)
+    })
+}
+
+// ---- log ----------------------------------------------------------------------
+
+async fn log(
+    conn: govledger::connect::Connection,
+    args: LogArgs,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let mut ledger = conn.ledger();
+    let kind = args.kind.map_or(0, |k| k as i32);
+    // The header once the server has accepted the request.
+    let header = || {
+        if out.json {
+            return Ok(());
+        }
+        emit(&format!(
+            "{:>8}  {:<27}  {:<19}  {:<28}  {:<12}  {:<12}  SUMMARY",
+            "SEQ", "RECORDED_AT", "KIND", "SUBJECT", "ACTOR", "HASH"
+        ))
+    };
+    if !args.follow {
+        let mut stream = ledger
+            .read_entries(ReadEntriesRequest {
+                from_sequence: args.from.unwrap_or(0),
+                subject: args.subject.unwrap_or_default(),
+                kind,
+                actor: args.actor.unwrap_or_default(),
+                since: args.since,
+                until: args.until,
+                limit: args.limit.unwrap_or(0),
+            })
+            .await
+            .context("reading entries")?
+            .into_inner();
+        header()?;
+        while let Some(entry) = stream.message().await.context("reading entries")? {
+            print_entry(&entry, out)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Subscribe filters by sequence, subject and kind; the rest is done here.
+    let mut stream = ledger
+        .subscribe(SubscribeRequest {
+            from_sequence: args.from.unwrap_or(0),
+            subject: args.subject.unwrap_or_default(),
+            kind,
+        })
+        .await
+        .context("subscribing")?
+        .into_inner();
+    header()?;
+    let after = |t: &Option<prost_types::Timestamp>, bound: &prost_types::Timestamp| {
+        t.as_ref()
+            .is_some_and(|t| (t.seconds, t.nanos) >= (bound.seconds, bound.nanos))
+    };
+    let mut shown = 0u32;
+    while let Some(entry) = stream.message().await.context("following the log")? {
+        // Recorded times never go backwards: nothing later can match.
+        if let Some(until) = &args.until
+            && after(&entry.recorded_at, until)
+        {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if args.actor.as_ref().is_some_and(|a| *a != entry.actor)
+            || args
+                .since
+                .as_ref()
+                .is_some_and(|since| !after(&entry.recorded_at, since))
+        {
+            continue;
+        }
+        print_entry(&entry, out)?;
+        shown += 1;
+        if args.limit.is_some_and(|limit| shown >= limit) {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    eprintln!("govledger log: the server ended the stream (it is shutting down)");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_entry(entry: &Entry, out: Output) -> anyhow::Result<()> {
+    let kind = kind_name(entry.kind);
+    let recorded_at = entry
+        .recorded_at
+        .as_ref()
+        .map(super::timestamp_text)
+        .unwrap_or_default();
+    let summary = entry.event.as_ref().map(event_summary).unwrap_or_default();
+    if out.json {
+        return emit_json(&json!({
+            "sequence": entry.sequence,
+            "event_id": entry.event_id,
+            "recorded_at": recorded_at,
+            "kind": kind,
+            "subject": entry.subject,
+            "actor": entry.actor,
+            "idempotency_key": entry.idempotency_key,
+            "hash": hex(&entry.hash),
+            "prev_hash": hex(&entry.prev_hash),
+            "payload_digest": hex(&entry.payload_digest),
+            "ends_atomic_group": entry.ends_atomic_group,
+            "summary": summary,
+            "event": entry.event.as_ref().map(event_json),
+        }));
+    }
+    let hash = hex(&entry.hash);
+    emit(&format!(
+        "{:>8}  {:<27}  {:<19}  {:<28}  {:<12}  {:<12}  {}",
+        entry.sequence,
+        recorded_at,
+        kind,
+        entry.subject,
+        entry.actor,
+        &hash[..hash.len().min(12)],
+        summary
+    ))
+}
+
+// ---- state and history ---------------------------------------------------------
+
+async fn state(
+    conn: govledger::connect::Connection,
+    args: StateArgs,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let s = conn
+        .governance()
+        .get_subject_state(GetSubjectStateRequest {
+            subject: args.subject.clone(),
+            as_of: args.as_of.as_of(),
+        })
+        .await
+        .with_context(|| format!("reading the state of {}", args.subject))?
+        .into_inner();
+    if out.json {
+        emit_json(&json!({
+            "subject": s.subject,
+            "kind": subject_kind_name(s.kind),
+            "as_of_sequence": s.as_of_sequence,
+            "created_sequence": s.created_sequence,
+            "drift": s.drift,
+            "versions": s.versions.iter().map(version_json).collect::<Vec<_>>(),
+            "environments": s.environments.iter().map(environment_json).collect::<Vec<_>>(),
+            "open_incidents": s.open_incidents.iter().map(incident_json).collect::<Vec<_>>(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut lines = vec![
+        format!(
+            "{} ({}) as of entry {}; first entry {}; drift: {}",
+            s.subject,
+            subject_kind_name(s.kind),
+            s.as_of_sequence,
+            s.created_sequence,
+            yes_no(s.drift)
+        ),
+        String::new(),
+        "VERSIONS".to_owned(),
+    ];
+    for v in &s.versions {
+        version_lines(v, &[], &mut lines);
+    }
+    lines.push(String::new());
+    lines.push("ENVIRONMENTS".to_owned());
+    if s.environments.is_empty() {
+        lines.push("  (none deployed)".to_owned());
+    }
+    for e in &s.environments {
+        environment_lines(e, false, &mut lines);
+    }
+    lines.push(String::new());
+    lines.push("OPEN INCIDENTS".to_owned());
+    if s.open_incidents.is_empty() {
+        lines.push("  (none)".to_owned());
+    }
+    for i in &s.open_incidents {
+        lines.push(format!("  {}", incident_text(i)));
+    }
+    emit_lines(&lines)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn history(
+    conn: govledger::connect::Connection,
+    subject: String,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let h = conn
+        .governance()
+        .get_version_history(GetVersionHistoryRequest {
+            subject: subject.clone(),
+        })
+        .await
+        .with_context(|| format!("reading the history of {subject}"))?
+        .into_inner();
+    if out.json {
+        emit_json(&json!({
+            "subject": h.subject,
+            "as_of_sequence": h.as_of_sequence,
+            "versions": h.versions.iter().map(version_json).collect::<Vec<_>>(),
+            "environments": h.environments.iter().map(environment_json).collect::<Vec<_>>(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut lines = vec![
+        format!(
+            "{}: {} version(s) as of entry {}",
+            h.subject,
+            h.versions.len(),
+            h.as_of_sequence
+        ),
+        String::new(),
+    ];
+    for v in &h.versions {
+        version_lines(v, &h.environments, &mut lines);
+    }
+    lines.push(String::new());
+    lines.push("ENVIRONMENTS".to_owned());
+    if h.environments.is_empty() {
+        lines.push("  (none deployed)".to_owned());
+    }
+    for e in &h.environments {
+        environment_lines(e, true, &mut lines);
+    }
+    emit_lines(&lines)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A version and its evidence; with `environments`, its deployments too.
+fn version_lines(
+    v: &v1::VersionState,
+    environments: &[v1::EnvironmentState],
+    lines: &mut Vec<String>,
+) {
+    let parent = if v.parent_version.is_empty() {
+        String::new()
+    } else {
+        format!(", parent {}", v.parent_version)
+    };
+    lines.push(format!(
+        "  {}  {}  (entry {}, {}; author {}, registered by {}{parent}; content {})",
+        v.version,
+        v.stage,
+        v.created_sequence,
+        time_text(&v.created_at),
+        v.author,
+        v.registered_by,
+        short_hex(&v.content_digest)
+    ));
+    for e in &v.evals {
+        let metrics: Vec<String> = e
+            .metrics
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} {} {} {}",
+                    m.name,
+                    m.value,
+                    direction_symbol(m.direction),
+                    m.threshold,
+                    if m.passed { "ok" } else { "FAILED" }
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "      eval      {} {} (entry {}): {}",
+            e.suite,
+            if e.passed { "PASS" } else { "FAIL" },
+            e.sequence,
+            metrics.join("; ")
+        ));
+    }
+    for a in &v.approvals {
+        lines.push(format!(
+            "      {:<9} {} by {} (entry {}, {})",
+            decision_name(a.decision),
+            a.environment,
+            a.approver,
+            a.sequence,
+            time_text(&a.recorded_at)
+        ));
+    }
+    for e in environments {
+        for d in e.history.iter().filter(|d| d.version == v.version) {
+            lines.push(format!(
+                "      deployed  {}",
+                deployment_text(&e.environment, d)
+            ));
+        }
+    }
+    if !v.incident_ids.is_empty() {
+        lines.push(format!("      incidents {}", v.incident_ids.join(", ")));
+    }
+}
+
+fn environment_lines(e: &v1::EnvironmentState, deployments: bool, lines: &mut Vec<String>) {
+    let live = if e.live_version.is_empty() {
+        "nothing live".to_owned()
+    } else {
+        format!(
+            "live {} since entry {}",
+            e.live_version, e.live_since_sequence
+        )
+    };
+    let drift = if e.drift {
+        format!(
+            "DRIFT ({}; incident {})",
+            e.drift_finding, e.drift_incident_id
+        )
+    } else {
+        "no drift".to_owned()
+    };
+    lines.push(format!("  {}  {live}; {drift}", e.environment));
+    if deployments {
+        for d in &e.history {
+            lines.push(format!("      {}", deployment_text(&e.environment, d)));
+        }
+    }
+}
+
+fn deployment_text(environment: &str, d: &v1::DeploymentState) -> String {
+    let mut text = format!(
+        "{} to {} by {} (entry {}, {})",
+        d.version,
+        environment,
+        d.deployer,
+        d.sequence,
+        time_text(&d.recorded_at)
+    );
+    if d.rollback {
+        text.push_str(", rollback");
+    }
+    if !d.override_justification.is_empty() {
+        text.push_str(&format!(", OVERRIDE: {}", d.override_justification));
+    }
+    text
+}
+
+fn incident_text(i: &v1::Incident) -> String {
+    let mut place = i.version.clone();
+    if !i.environment.is_empty() {
+        place = format!("{place} in {}", i.environment);
+    }
+    format!(
+        "{} {} {} on {} (opened entry {} by {}, {}): {}",
+        i.incident_id,
+        severity_name(i.severity),
+        category_name(i.category),
+        if place.is_empty() {
+            "the subject"
+        } else {
+            &place
+        },
+        i.opened_sequence,
+        i.opened_by,
+        time_text(&i.opened_at),
+        i.description
+    )
+}
+
+fn version_json(v: &v1::VersionState) -> Value {
+    json!({
+        "version": v.version,
+        "stage": v.stage,
+        "content_digest": hex(&v.content_digest),
+        "author": v.author,
+        "registered_by": v.registered_by,
+        "parent_version": v.parent_version,
+        "created_sequence": v.created_sequence,
+        "created_at": time_json(&v.created_at),
+        "evals": v.evals.iter().map(|e| json!({
+            "suite": e.suite,
+            "passed": e.passed,
+            "sequence": e.sequence,
+            "recorded_at": time_json(&e.recorded_at),
+            "metrics": e.metrics.iter().map(|m| json!({
+                "name": m.name,
+                "value": m.value,
+                "threshold": m.threshold,
+                "direction": direction_name(m.direction),
+                "passed": m.passed,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "approvals": v.approvals.iter().map(|a| json!({
+            "environment": a.environment,
+            "approver": a.approver,
+            "decision": decision_name(a.decision),
+            "sequence": a.sequence,
+            "recorded_at": time_json(&a.recorded_at),
+        })).collect::<Vec<_>>(),
+        "incident_ids": v.incident_ids,
+    })
+}
+
+fn environment_json(e: &v1::EnvironmentState) -> Value {
+    json!({
+        "environment": e.environment,
+        "live_version": (!e.live_version.is_empty()).then_some(&e.live_version),
+        "live_since_sequence": e.live_since_sequence,
+        "drift": e.drift,
+        "drift_incident_id": e.drift_incident_id,
+        "drift_finding": e.drift_finding,
+        "history": e.history.iter().map(|d| json!({
+            "version": d.version,
+            "sequence": d.sequence,
+            "recorded_at": time_json(&d.recorded_at),
+            "deployer": d.deployer,
+            "override_justification": d.override_justification,
+            "rollback": d.rollback,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn incident_json(i: &v1::Incident) -> Value {
+    json!({
+        "incident_id": i.incident_id,
+        "subject": i.subject,
+        "version": i.version,
+        "environment": i.environment,
+        "severity": severity_name(i.severity),
+        "category": category_name(i.category),
+        "description": i.description,
+        "related_sequence": i.related_sequence,
+        "opened_sequence": i.opened_sequence,
+        "opened_at": time_json(&i.opened_at),
+        "opened_by": i.opened_by,
+        "open": i.open,
+        "resolved_sequence": i.resolved_sequence,
+        "resolved_at": time_json(&i.resolved_at),
+        "resolution": i.resolution,
+        "fixing_version": i.fixing_version,
+    })
+}
+
+// ---- events as JSON and as one line ----------------------------------------------
+
+/// The event as JSON, field by field (prost messages have no serde): enum
+/// values by their short lowercase names, bytes in hex, the content of a
+/// version as text when it is UTF-8 (`content_hex` otherwise).
+pub fn event_json(event: &Event) -> Value {
+    let Some(kind) = &event.kind else {
+        return Value::Null;
+    };
+    match kind {
+        Kind::VersionRegistered(v) => {
+            let mut value = json!({
+                "subject": v.subject,
+                "subject_kind": subject_kind_name(v.subject_kind),
+                "version": v.version,
+                "content_digest": hex(&v.content_digest),
+                "parent_version": v.parent_version,
+                "author": v.author,
+                "model": v.model,
+                "parameters": v.parameters,
+                "source": source_json(&v.source),
+                "summary": v.summary,
+                "content_length": v.content.len(),
+            });
+            if !v.content.is_empty() {
+                value["content"] = match std::str::from_utf8(&v.content) {
+                    Ok(text) => Value::from(text),
+                    Err(_) => Value::Null,
+                };
+                if value["content"].is_null() {
+                    value["content_hex"] = Value::from(hex(&v.content));
+                }
+            }
+            value
+        }
+        Kind::EvalRecorded(e) => json!({
+            "subject": e.subject,
+            "version": e.version,
+            "suite": e.suite,
+            "eval_kind": eval_kind_name(e.eval_kind),
+            "metrics": e.metrics.iter().map(|m| json!({
+                "name": m.name,
+                "value": m.value,
+                "threshold": m.threshold,
+                "direction": direction_name(m.direction),
+            })).collect::<Vec<_>>(),
+            "dataset_digest": hex(&e.dataset_digest),
+            "sample_size": e.sample_size,
+            "grader_model": e.grader_model,
+            "run_ref": e.run_ref,
+            "source": source_json(&e.source),
+        }),
+        Kind::ApprovalRecorded(a) => json!({
+            "subject": a.subject,
+            "version": a.version,
+            "environment": a.environment,
+            "decision": decision_name(a.decision),
+            "comment": a.comment,
+        }),
+        Kind::DeploymentRecorded(d) => json!({
+            "subject": d.subject,
+            "version": d.version,
+            "environment": d.environment,
+            "override_justification": d.override_justification,
+            "source": source_json(&d.source),
+        }),
+        Kind::IncidentOpened(i) => json!({
+            "incident_id": i.incident_id,
+            "subject": i.subject,
+            "version": i.version,
+            "environment": i.environment,
+            "severity": severity_name(i.severity),
+            "category": category_name(i.category),
+            "description": i.description,
+            "related_sequence": i.related_sequence,
+        }),
+        Kind::IncidentResolved(i) => json!({
+            "incident_id": i.incident_id,
+            "subject": i.subject,
+            "resolution": i.resolution,
+            "fixing_version": i.fixing_version,
+        }),
+        Kind::FeedbackRecorded(f) => json!({
+            "subject": f.subject,
+            "version": f.version,
+            "environment": f.environment,
+            "window_start": time_json(&f.window_start),
+            "window_end": time_json(&f.window_end),
+            "thumbs_up": f.thumbs_up,
+            "thumbs_down": f.thumbs_down,
+            "rewrites": f.rewrites,
+            "total": f.total,
+        }),
+        Kind::PolicySet(p) => json!({
+            "subject": p.subject,
+            "environment": p.environment,
+            "required_suites": p.required_suites.iter().map(|s| json!({
+                "suite": s.suite,
+                "thresholds": s.thresholds.iter().map(|m| json!({
+                    "name": m.name,
+                    "threshold": m.threshold,
+                    "direction": direction_name(m.direction),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "max_evidence_age_seconds": p.max_evidence_age_seconds,
+            "min_approvals": p.min_approvals,
+            "allow_self_approval": p.allow_self_approval,
+            "deployer_not_sole_approver": p.deployer_not_sole_approver,
+            "block_on_open_incident_severity": severity_name(p.block_on_open_incident_severity),
+            "max_eval_score_drop": p.max_eval_score_drop,
+            "max_negative_feedback_rate_rise": p.max_negative_feedback_rate_rise,
+            "baseline_negative_feedback_rate": p.baseline_negative_feedback_rate,
+        }),
+        Kind::PrincipalRolesSet(p) => json!({
+            "principal": p.principal,
+            "grants": grants_text(&p.grants),
+        }),
+        Kind::TokenIssued(t) => json!({
+            "principal": t.principal,
+            "token_id": t.token_id,
+            "secret_hash": hex(&t.secret_hash),
+            "description": t.description,
+        }),
+        Kind::TokenRevoked(t) => json!({
+            "principal": t.principal,
+            "token_id": t.token_id,
+            "reason": t.reason,
+        }),
+    }
+}
+
+/// One line saying what the event did (the subject and actor are shown
+/// beside it).
+pub fn event_summary(event: &Event) -> String {
+    let Some(kind) = &event.kind else {
+        return "(no event)".to_owned();
+    };
+    match kind {
+        Kind::VersionRegistered(v) => {
+            let mut text = format!(
+                "{} ({}) by {}",
+                v.version,
+                subject_kind_name(v.subject_kind),
+                v.author
+            );
+            if !v.parent_version.is_empty() {
+                text.push_str(&format!(", parent {}", v.parent_version));
+            }
+            text.push_str(&format!(", content {}", short_hex(&v.content_digest)));
+            if !v.summary.is_empty() {
+                text.push_str(&format!(": {}", v.summary));
+            }
+            text
+        }
+        Kind::EvalRecorded(e) => {
+            let metrics: Vec<String> = e
+                .metrics
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {} {} {}",
+                        m.name,
+                        m.value,
+                        direction_symbol(m.direction),
+                        m.threshold
+                    )
+                })
+                .collect();
+            format!(
+                "{} suite {} ({}): {}",
+                e.version,
+                e.suite,
+                eval_kind_name(e.eval_kind),
+                metrics.join(", ")
+            )
+        }
+        Kind::ApprovalRecorded(a) => {
+            let mut text = format!(
+                "{} {} for {}",
+                decision_name(a.decision),
+                a.version,
+                a.environment
+            );
+            if !a.comment.is_empty() {
+                text.push_str(&format!(": {}", a.comment));
+            }
+            text
+        }
+        Kind::DeploymentRecorded(d) => {
+            let mut text = format!("{} to {}", d.version, d.environment);
+            if !d.override_justification.is_empty() {
+                text.push_str(&format!(", OVERRIDE: {}", d.override_justification));
+            }
+            text
+        }
+        Kind::IncidentOpened(i) => {
+            let mut place = i.version.clone();
+            if !i.environment.is_empty() {
+                place = format!("{place} in {}", i.environment);
+            }
+            format!(
+                "{} {} {}{}: {}",
+                i.incident_id,
+                severity_name(i.severity),
+                category_name(i.category),
+                if place.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {place}")
+                },
+                i.description
+            )
+        }
+        Kind::IncidentResolved(i) => {
+            let fixed = if i.fixing_version.is_empty() {
+                String::new()
+            } else {
+                format!(" (fixed in {})", i.fixing_version)
+            };
+            format!("{} resolved{fixed}: {}", i.incident_id, i.resolution)
+        }
+        Kind::FeedbackRecorded(f) => format!(
+            "{} in {}: {} up, {} down, {} rewrites of {} ({} to {})",
+            f.version,
+            f.environment,
+            f.thumbs_up,
+            f.thumbs_down,
+            f.rewrites,
+            f.total,
+            time_text(&f.window_start),
+            time_text(&f.window_end)
+        ),
+        Kind::PolicySet(p) => {
+            let mut rules = Vec::new();
+            for s in &p.required_suites {
+                if s.thresholds.is_empty() {
+                    rules.push(format!("suite {} passed", s.suite));
+                } else {
+                    let t: Vec<String> = s
+                        .thresholds
+                        .iter()
+                        .map(|m| {
+                            format!(
+                                "{} {} {}",
+                                m.name,
+                                direction_symbol(m.direction),
+                                m.threshold
+                            )
+                        })
+                        .collect();
+                    rules.push(format!("suite {} ({})", s.suite, t.join(", ")));
+                }
+            }
+            if p.min_approvals > 0 {
+                rules.push(format!("{} approval(s)", p.min_approvals));
+            }
+            if p.max_evidence_age_seconds > 0 {
+                rules.push(format!(
+                    "evidence at most {} s old",
+                    p.max_evidence_age_seconds
+                ));
+            }
+            if p.block_on_open_incident_severity != 0 {
+                rules.push(format!(
+                    "no open {}+ incident",
+                    severity_name(p.block_on_open_incident_severity)
+                ));
+            }
+            if p.deployer_not_sole_approver {
+                rules.push("deployer not sole approver".to_owned());
+            }
+            if p.allow_self_approval {
+                rules.push("self-approval allowed".to_owned());
+            }
+            format!(
+                "policy for {} in {}: {}",
+                p.subject,
+                p.environment,
+                if rules.is_empty() {
+                    "no rules".to_owned()
+                } else {
+                    rules.join("; ")
+                }
+            )
+        }
+        Kind::PrincipalRolesSet(p) => {
+            let grants = grants_text(&p.grants);
+            format!(
+                "roles of {}: {}",
+                p.principal,
+                if grants.is_empty() {
+                    "none".to_owned()
+                } else {
+                    grants.join(", ")
+                }
+            )
+        }
+        Kind::TokenIssued(t) => format!("token {} issued to {}", t.token_id, t.principal),
+        Kind::TokenRevoked(t) => {
+            let mut text = format!("token {} of {} revoked", t.token_id, t.principal);
+            if !t.reason.is_empty() {
+                text.push_str(&format!(": {}", t.reason));
+            }
+            text
+        }
+    }
+}
+
+fn source_json(source: &Option<Source>) -> Value {
+    match source {
+        None => Value::Null,
+        Some(s) => json!({
+            "repository": s.repository,
+            "commit": s.commit,
+            "branch": s.branch,
+            "run_url": s.run_url,
+            "pipeline_id": s.pipeline_id,
+            "system": s.system,
+        }),
+    }
+}
+
+// ---- names, times, hex ------------------------------------------------------------
+
+/// A prost enum value by its short lowercase name (`SEVERITY_HIGH` → `high`).
+macro_rules! enum_name {
+    ($ty:ty, $prefix:literal, $value:expr) => {{
+        let value: i32 = $value;
+        match <$ty>::try_from(value) {
+            Ok(v) => {
+                let name = v.as_str_name();
+                name.strip_prefix($prefix)
+                    .unwrap_or(name)
+                    .to_ascii_lowercase()
+            }
+            Err(_) => format!("unknown({value})"),
+        }
+    }};
+}
+
+pub fn kind_name(kind: i32) -> String {
+    enum_name!(EventKind, "EVENT_KIND_", kind)
+}
+fn severity_name(v: i32) -> String {
+    enum_name!(Severity, "SEVERITY_", v)
+}
+fn category_name(v: i32) -> String {
+    enum_name!(IncidentCategory, "INCIDENT_CATEGORY_", v)
+}
+fn subject_kind_name(v: i32) -> String {
+    enum_name!(SubjectKind, "SUBJECT_KIND_", v)
+}
+fn eval_kind_name(v: i32) -> String {
+    enum_name!(EvalKind, "EVAL_KIND_", v)
+}
+fn direction_name(v: i32) -> String {
+    enum_name!(Direction, "DIRECTION_", v)
+}
+fn decision_name(v: i32) -> String {
+    enum_name!(Decision, "DECISION_", v)
+}
+
+fn direction_symbol(direction: i32) -> &'static str {
+    match Direction::try_from(direction) {
+        Ok(Direction::HigherIsBetter) => ">=",
+        Ok(Direction::LowerIsBetter) => "<=",
+        _ => "?",
+    }
+}
+
+/// `eval_recorded`, `eval-recorded`, `EVAL_RECORDED` or `EVENT_KIND_EVAL_RECORDED`.
+fn parse_kind(text: &str) -> Result<EventKind, String> {
+    let upper = text.trim().replace('-', "_").to_ascii_uppercase();
+    let name = if upper.starts_with("EVENT_KIND_") {
+        upper
+    } else {
+        format!("EVENT_KIND_{upper}")
+    };
+    EventKind::from_str_name(&name)
+        .filter(|k| *k != EventKind::Unspecified)
+        .ok_or_else(|| {
+            let known: Vec<String> = (1..=11).map(kind_name).collect();
+            format!("unknown event kind {text:?}; known: {}", known.join(", "))
+        })
+}
+
+/// RFC 3339 (`2026-03-03T00:00:00Z`, any offset) or a date (`2026-03-03`,
+/// its midnight UTC).
+fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {
+    let time = chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.to_utc())
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| {
+            format!(
+                "{text:?} is neither an RFC 3339 time (2026-03-03T00:00:00Z) nor a date (2026-03-03)"
+            )
+        })?;
+    Ok(prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    })
+}
+
+/// A sequence number (digits only) or a moment.
+fn parse_as_of(text: &str) -> Result<Point, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Point::Sequence)
+            .map_err(|e| format!("{text:?}: {e}"));
+    }
+    parse_time(text)
+        .map(Point::Time)
+        .map_err(|e| format!("{e}, nor a sequence number"))
+}
+
+fn time_text(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .map(super::timestamp_text)
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn time_json(t: &Option<prost_types::Timestamp>) -> Value {
+    t.as_ref()
+        .map_or(Value::Null, |t| Value::from(super::timestamp_text(t)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn short_hex(bytes: &[u8]) -> String {
+    let mut text = hex(bytes);
+    text.truncate(12);
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text
+    }
+}
+
+fn join(sequences: &[u64]) -> String {
+    sequences
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn yes_no(flag: bool) -> &'static str {
+    if flag { "yes" } else { "no" }
+}
+
+// ---- standard output --------------------------------------------------------------
+
+/// Standard output was closed by its reader (`govledger log | head`): not
+/// a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+struct StdoutClosed;
+
+fn emit(line: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
+    }
+}
+
+fn emit_lines(lines: &[String]) -> anyhow::Result<()> {
+    lines.iter().try_for_each(|line| emit(line))
+}
+
+fn emit_json(value: &Value) -> anyhow::Result<()> {
+    emit(&value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_in_every_spelling() {
+        for text in [
+            "eval_recorded",
+            "eval-recorded",
+            "EVAL_RECORDED",
+            "EVENT_KIND_EVAL_RECORDED",
+        ] {
+            assert_eq!(parse_kind(text), Ok(EventKind::EvalRecorded), "{text}");
+        }
+        assert!(parse_kind("unspecified").is_err());
+        let error = parse_kind("evals").unwrap_err();
+        assert!(error.contains("token_revoked"), "{error}");
+        for k in 1..=11 {
+            assert_eq!(parse_kind(&kind_name(k)).map(|k| k as i32), Ok(k));
+        }
+    }
+
+    #[test]
+    fn as_of_is_a_sequence_or_a_moment() {
+        assert_eq!(parse_as_of("42"), Ok(Point::Sequence(42)));
+        assert_eq!(
+            parse_as_of("2026-03-03T00:00:00Z"),
+            Ok(Point::Time(prost_types::Timestamp {
+                seconds: 1_772_496_000,
+                nanos: 0
+            }))
+        );
+        assert_eq!(
+            parse_as_of("2026-03-03"),
+            parse_as_of("2026-03-03T01:00:00+01:00")
+        );
+        assert_eq!(
+            parse_time("2026-03-03T00:00:00.000123Z").map(|t| t.nanos),
+            Ok(123_000)
+        );
+        assert!(parse_as_of("yesterday").is_err());
+        assert!(parse_as_of("-1").is_err());
+    }
+
+    #[test]
+    fn enum_names_are_short_and_lowercase() {
+        assert_eq!(severity_name(Severity::Critical as i32), "critical");
+        assert_eq!(category_name(IncidentCategory::PiiLeak as i32), "pii_leak");
+        assert_eq!(kind_name(EventKind::PolicySet as i32), "policy_set");
+        assert_eq!(direction_symbol(Direction::LowerIsBetter as i32), "<=");
+        assert_eq!(severity_name(99), "unknown(99)");
+    }
+
+    #[test]
+    fn binary_content_is_shown_in_hex() {
+        let event = Event {
+            kind: Some(Kind::VersionRegistered(v1::VersionRegistered {
+                content: vec![0xff, 0x00],
+                ..Default::default()
+            })),
+        };
+        let value = event_json(&event);
+        assert_eq!(value["content_hex"], "ff00");
+        assert!(value["content"].is_null());
+        assert_eq!(value["content_length"], 2);
+    }
+}

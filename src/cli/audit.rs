@@ -660,13 +660,17 @@ fn version_lines(
     } else {
         format!(", parent {}", v.parent_version)
     };
+    let author = if v.author.is_empty() {
+        String::new()
+    } else {
+        format!("author {}, ", v.author)
+    };
     lines.push(format!(
-        "  {}  {}  (entry {}, {}; author {}, registered by {}{parent}; content {})",
+        "  {}  {}  (entry {}, {}; {author}registered by {}{parent}; content {})",
         v.version,
         v.stage,
         v.created_sequence,
         time_text(&v.created_at),
-        v.author,
         v.registered_by,
         short_hex(&v.content_digest)
     ));
@@ -994,12 +998,10 @@ pub fn event_summary(event: &Event) -> String {
     };
     match kind {
         Kind::VersionRegistered(v) => {
-            let mut text = format!(
-                "{} ({}) by {}",
-                v.version,
-                subject_kind_name(v.subject_kind),
-                v.author
-            );
+            let mut text = format!("{} ({})", v.version, subject_kind_name(v.subject_kind));
+            if !v.author.is_empty() {
+                text.push_str(&format!(" by {}", v.author));
+            }
             if !v.parent_version.is_empty() {
                 text.push_str(&format!(", parent {}", v.parent_version));
             }

@@ -224,7 +224,10 @@ pub struct RegisterArgs {
     /// The version this one changes (must be registered).
     #[arg(long, value_name = "VERSION")]
     parent: Option<String>,
-    /// Who wrote the change (may not approve it).
+    /// Who wrote the change (may not approve it). Default in CI: the user
+    /// who started the run (GITHUB_ACTOR, BUILDKITE_BUILD_CREATOR_EMAIL,
+    /// CIRCLE_USERNAME, Jenkins' CHANGE_AUTHOR); GitLab has no stable one,
+    /// pass --author "$GITLAB_USER_LOGIN" there.
     #[arg(long, value_name = "NAME")]
     author: Option<String>,
     /// The model the version targets, e.g. openai/gpt-4o-mini.
@@ -625,7 +628,10 @@ fn register(ctx: &Ctx, client: &ClientArgs, args: RegisterArgs) -> anyhow::Resul
         version: version.clone(),
         content_digest: digest.as_bytes().to_vec(),
         parent_version: args.parent.unwrap_or_default(),
-        author: args.author.unwrap_or_default(),
+        author: args
+            .author
+            .or_else(|| ctx.run.and_then(|run| run.triggered_by.clone()))
+            .unwrap_or_default(),
         model: args.model.unwrap_or_default(),
         parameters: parameters.into_iter().collect(),
         source: ctx.source(&args.source),
@@ -1069,6 +1075,10 @@ fn incident_list(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if answer.incidents.is_empty() {
+        eprintln!("no incidents match (as of entry {})", answer.as_of_sequence);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{:<20}  {:<28}  {:<12}  {:<10}  {:<8}  {:<16}  {:<8}  {:>7}  DESCRIPTION",
         "ID", "SUBJECT", "VERSION", "ENV", "SEVERITY", "CATEGORY", "STATUS", "OPENED"
@@ -1086,9 +1096,6 @@ fn incident_list(
             i.opened_sequence,
             one_line(&i.description, 60)
         );
-    }
-    if answer.incidents.is_empty() {
-        eprintln!("no incidents match (as of entry {})", answer.as_of_sequence);
     }
     Ok(ExitCode::SUCCESS)
 }

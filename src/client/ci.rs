@@ -20,7 +20,7 @@
 //!   so recording never fails because of CI metadata. Credentials in git and
 //!   URL user-info (`https://user:token@host/...`) are removed.
 
-use crate::proto::v1::Source;
+use crate::{domain::is_identity, proto::v1::Source};
 
 pub const GITHUB_ACTIONS: &str = "github-actions";
 pub const GITLAB_CI: &str = "gitlab-ci";
@@ -59,6 +59,16 @@ pub struct CiRun {
     /// This attempt's own page, when it differs from `run_url`. Never part
     /// of the source or the idempotency key.
     pub job_url: Option<String>,
+    /// The CI user who started the run, when the system names one that stays
+    /// the same on every attempt: GitHub's `GITHUB_ACTOR` (a re-run by
+    /// someone else sets `GITHUB_TRIGGERING_ACTOR`, not this), Buildkite's
+    /// `BUILDKITE_BUILD_CREATOR_EMAIL`, CircleCI's `CIRCLE_USERNAME`,
+    /// Jenkins' `CHANGE_AUTHOR` (a change request's author). GitLab's user
+    /// variables name whoever started the job, which a retry changes, so
+    /// GitLab has none. Only values that are valid identities are kept.
+    /// Version registration uses it as the default author, so the person
+    /// whose change it is cannot approve it.
+    pub triggered_by: Option<String>,
 }
 
 impl CiRun {
@@ -122,6 +132,10 @@ impl Env<'_> {
     fn repository(&self, key: &str) -> Option<String> {
         self.get(key).and_then(|v| repository_from_git_url(&v))
     }
+
+    fn identity(&self, key: &str) -> Option<String> {
+        self.get(key).filter(|v| is_identity(v))
+    }
 }
 
 /// GitHub Actions' default variables.
@@ -157,6 +171,7 @@ fn github(env: &Env) -> Option<CiRun> {
         step: env.reference("GITHUB_JOB"),
         attempt,
         job_url,
+        triggered_by: env.identity("GITHUB_ACTOR"),
         run_id,
     })
 }
@@ -187,6 +202,7 @@ fn gitlab(env: &Env) -> Option<CiRun> {
         step: env.reference("CI_JOB_NAME"),
         attempt: None,
         job_url: env.url("CI_JOB_URL"),
+        triggered_by: None,
         run_id,
     })
 }
@@ -215,6 +231,7 @@ fn buildkite(env: &Env) -> Option<CiRun> {
             .or_else(|| env.reference("BUILDKITE_LABEL")),
         attempt: env.reference("BUILDKITE_RETRY_COUNT"),
         job_url,
+        triggered_by: env.identity("BUILDKITE_BUILD_CREATOR_EMAIL"),
         run_id,
     })
 }
@@ -254,6 +271,7 @@ fn circleci(env: &Env) -> Option<CiRun> {
         step: env.reference("CIRCLE_JOB"),
         attempt: None,
         job_url,
+        triggered_by: env.identity("CIRCLE_USERNAME"),
         run_id,
     })
 }
@@ -284,6 +302,7 @@ fn jenkins(env: &Env) -> Option<CiRun> {
             .or_else(|| env.reference("JOB_NAME")),
         attempt: None,
         job_url: None,
+        triggered_by: env.identity("CHANGE_AUTHOR"),
         run_id,
     })
 }
@@ -410,6 +429,8 @@ mod tests {
             ("GITHUB_RUN_ATTEMPT", attempt),
             ("GITHUB_JOB", "eval"),
             ("GITHUB_WORKFLOW", "LLM evals"),
+            ("GITHUB_ACTOR", "octocat"),
+            ("GITHUB_TRIGGERING_ACTOR", "hubot"),
         ])
     }
 
@@ -431,6 +452,7 @@ mod tests {
                 job_url: Some(
                     "https://github.com/acme/support-bot/actions/runs/1658821493/attempts/1".into()
                 ),
+                triggered_by: Some("octocat".into()),
             }
         );
         assert_eq!(
@@ -697,6 +719,32 @@ mod tests {
         assert_eq!(detect_in(&vars), None);
     }
 
+    /// Who started the run, per system, as far as it survives a re-run.
+    #[test]
+    fn the_user_who_started_the_run() {
+        let mut vars = buildkite_env("j", "0");
+        vars.insert("BUILDKITE_BUILD_CREATOR".into(), "Keith Pitt".into());
+        vars.insert(
+            "BUILDKITE_BUILD_CREATOR_EMAIL".into(),
+            "keith@example.com".into(),
+        );
+        assert_eq!(
+            run(&vars).triggered_by.as_deref(),
+            Some("keith@example.com")
+        );
+        let mut vars = circleci_env("w", "1");
+        vars.insert("CIRCLE_USERNAME".into(), "mona".into());
+        assert_eq!(run(&vars).triggered_by.as_deref(), Some("mona"));
+        let mut vars = jenkins_env();
+        assert_eq!(run(&vars).triggered_by, None);
+        vars.insert("CHANGE_AUTHOR".into(), "jdoe".into());
+        assert_eq!(run(&vars).triggered_by.as_deref(), Some("jdoe"));
+        // GitLab's GITLAB_USER_LOGIN names whoever retried the job: not used.
+        let mut vars = gitlab_env("7");
+        vars.insert("GITLAB_USER_LOGIN".into(), "mona".into());
+        assert_eq!(run(&vars).triggered_by, None);
+    }
+
     #[test]
     fn the_first_system_wins() {
         let mut vars = jenkins_env();
@@ -717,6 +765,13 @@ mod tests {
         assert_eq!(run.run_url, None);
         assert_eq!(run.step, None);
         assert_eq!(run.repository.as_deref(), Some("acme/support-bot"));
+        assert_eq!(run.triggered_by.as_deref(), Some("octocat"));
+        // A user name the ledger could not take as an author is dropped.
+        vars.insert("GITHUB_ACTOR".into(), "Mona Lisa".into());
+        assert_eq!(
+            super::detect(|k| vars.get(k).cloned()).and_then(|r| r.triggered_by),
+            None
+        );
         assert_source_accepted(run.source());
     }
 

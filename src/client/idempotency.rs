@@ -194,6 +194,7 @@ mod tests {
             step: None,
             attempt: None,
             job_url: None,
+            triggered_by: None,
         };
         assert_eq!(
             idempotency_key(&run, "eval", &Event::default()),

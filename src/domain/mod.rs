@@ -10,5 +10,6 @@ mod validate;
 
 pub use event::{AppendItem, MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_EVENT_BYTES, ValidEvent};
 pub use kind::EventKind;
+pub(crate) use names::is_identity;
 pub use names::{ACCESS_SUBJECT, ActorName, IdempotencyKey, SubjectName};
 pub use validate::{SCOPE_RULE, TOKEN_ID_RULE, grants, is_scope, is_token_id, principal};

@@ -28,6 +28,7 @@ use crate::{cli::govledger, helpers::*};
 const CI_VARS: &[&str] = &[
     "CI",
     "GITHUB_ACTIONS",
+    "GITHUB_ACTOR",
     "GITHUB_JOB",
     "GITHUB_REF_NAME",
     "GITHUB_REPOSITORY",
@@ -47,6 +48,7 @@ const CI_VARS: &[&str] = &[
     "CI_SERVER_HOST",
     "BUILDKITE",
     "BUILDKITE_BRANCH",
+    "BUILDKITE_BUILD_CREATOR_EMAIL",
     "BUILDKITE_BUILD_ID",
     "BUILDKITE_BUILD_URL",
     "BUILDKITE_COMMIT",
@@ -64,12 +66,14 @@ const CI_VARS: &[&str] = &[
     "CIRCLE_PROJECT_USERNAME",
     "CIRCLE_REPOSITORY_URL",
     "CIRCLE_SHA1",
+    "CIRCLE_USERNAME",
     "CIRCLE_WORKFLOW_ID",
     "JENKINS_URL",
     "BRANCH_NAME",
     "BUILD_NUMBER",
     "BUILD_TAG",
     "BUILD_URL",
+    "CHANGE_AUTHOR",
     "GIT_BRANCH",
     "GIT_COMMIT",
     "GIT_URL",
@@ -1095,6 +1099,53 @@ suite = "pytest"
         assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
     }
     assert_eq!(app.get_head().await.sequence, head);
+}
+
+#[tokio::test]
+async fn in_ci_the_user_who_started_the_run_is_the_author_and_may_not_approve() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = "cli/ci-author";
+    let prompt = write_file(dir.path(), "prompt.txt", "You are alice's prompt.");
+    let mut vars = github_env("1");
+    vars.push(("GITHUB_ACTOR", "alice".into()));
+    let register = |version: &str| {
+        cmd(&format!(
+            "version register --subject {s} --kind prompt --version {version}"
+        ))
+        .arg("--file")
+        .arg(&prompt)
+    };
+    assert_code(&gl_env(&app, "ci", &vars, register("v1")).await, 0);
+    let author = |state: &SubjectState, version: &str| {
+        let v = version_of(state, version);
+        (v.author.clone(), v.registered_by.clone())
+    };
+    let recorded = state(&app, s).await;
+    assert_eq!(author(&recorded, "v1"), ("alice".into(), "ci".into()));
+
+    // alice pushed the change the CI principal registered: she may not
+    // approve it, though she holds the approver role; bob may.
+    let approve = |version: &str| {
+        cmd(&format!(
+            "approve --subject {s} --version {version} --env prod --comment ok"
+        ))
+    };
+    let out = gl(&app, "alice", approve("v1")).await;
+    assert_code(&out, 4);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("alice authored version v1") && stderr.contains("separation of duties"),
+        "{stderr}"
+    );
+    assert_code(&gl(&app, "bob", approve("v1")).await, 0);
+
+    // --author wins over the CI variable.
+    let explicit = register("v2").arg("--author").arg("carol");
+    assert_code(&gl_env(&app, "ci", &vars, explicit).await, 0);
+    let recorded = state(&app, s).await;
+    assert_eq!(author(&recorded, "v2"), ("carol".into(), "ci".into()));
+    assert_code(&gl(&app, "alice", approve("v2")).await, 0);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ mod cli;
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use cli::{EXIT_CODES_HELP, EXIT_DENIED_OR_DAMAGED, Output, UsageError};
 use govledger::{
     Ledger, LedgerConfig, bench, connect::ClientArgs, ledger::rebuild_offline, server::ServeOptions,
@@ -113,8 +113,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line, parsed with the exit codes at the end of every
+/// command's --help, not only the top level's: a script author reads
+/// `govledger gate --help`.
+fn parse() -> Cli {
+    fn with_exit_codes(command: clap::Command) -> clap::Command {
+        command
+            .after_help(EXIT_CODES_HELP)
+            .mut_subcommands(with_exit_codes)
+    }
+    let matches = with_exit_codes(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn try_main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

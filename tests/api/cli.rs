@@ -10,7 +10,7 @@ use std::{
 };
 
 use assert_cmd::Command;
-use predicates::str::contains;
+use predicates::{prelude::*, str::contains};
 
 use govledger::{
     connect::Bearer,
@@ -242,4 +242,38 @@ async fn serve_listens_locks_the_data_dir_and_shuts_down_on_sigterm() {
         "exit status after SIGTERM: {status:?}; stderr:\n{}",
         served.stderr()
     );
+}
+
+/// Scripts are written from a command's own --help: every command, nested
+/// ones included, states the exit codes there.
+#[test]
+fn every_commands_help_states_the_exit_codes() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["token", "create"],
+        &["principal", "set"],
+        &["version", "register"],
+        &["eval", "import"],
+        &["approve"],
+        &["deploy"],
+        &["gate"],
+        &["incident", "resolve"],
+        &["policy", "set"],
+        &["log"],
+        &["state"],
+        &["verify"],
+        &["rebuild"],
+        &["bench"],
+    ];
+    for command in commands {
+        govledger()
+            .args(*command)
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(
+                contains("Exit codes: 0 ok; 1 gate denied").and(contains("3 server unreachable")),
+            );
+    }
 }

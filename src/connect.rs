@@ -2,7 +2,7 @@
 //! trust, optionally a client certificate) and the bearer token every call
 //! carries. Used by the CLI's client commands and by `govledger bench`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use tonic::{
@@ -100,14 +100,18 @@ impl Connection {
 impl ClientConfig {
     /// The endpoint, without connecting.
     pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        let tls = self.ca_cert.is_some() || self.addr.starts_with("https://");
-        let url = if self.addr.contains("://") {
-            self.addr.clone()
-        } else if tls {
-            format!("https://{}", self.addr)
-        } else {
-            format!("http://{}", self.addr)
-        };
+        // A client certificate only makes sense over TLS: sending one (and
+        // the token) over a plain connection would be a silent downgrade.
+        let wants_tls = self.ca_cert.is_some() || self.client_cert.is_some();
+        if wants_tls && self.addr.starts_with("http://") {
+            return Err(ConfigError(format!(
+                "--addr {} is plain http://, but TLS options (--tls-ca, --tls-client-cert) are given",
+                self.addr
+            ))
+            .into());
+        }
+        let tls = wants_tls || self.addr.starts_with("https://");
+        let url = url(&self.addr, tls);
         let mut endpoint = Endpoint::from_shared(url.clone())
             .with_context(|| format!("invalid server address {url:?}"))?
             .tcp_nodelay(true);
@@ -128,7 +132,12 @@ impl ClientConfig {
                     config = config.identity(Identity::from_pem(cert, key));
                 }
                 (None, None) => {}
-                _ => anyhow::bail!("a client certificate needs both its certificate and its key"),
+                _ => {
+                    return Err(ConfigError(
+                        "a client certificate needs both its certificate and its key".into(),
+                    )
+                    .into());
+                }
             }
             if let Some(domain) = &self.tls_domain {
                 config = config.domain_name(domain.clone());
@@ -152,6 +161,36 @@ impl ClientConfig {
     }
 }
 
+/// Client options that contradict each other: the command line's fault
+/// (the CLI exits 2), found only when the options are combined.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The URL of a `host:port` or URL address.
+fn url(addr: &str, tls: bool) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// `--addr`: checked when the command line is parsed, so a malformed
+/// address is a usage error (exit 2), not an unreachable server.
+fn parse_addr(addr: &str) -> Result<String, String> {
+    let url = url(addr, false);
+    match url.split_once("://") {
+        Some(("http" | "https", _)) => {}
+        _ => return Err(format!("{addr:?}: the scheme must be http:// or https://")),
+    }
+    Endpoint::from_shared(url)
+        .map(|_| addr.to_owned())
+        .map_err(|_| format!("{addr:?} is not a server address (host:port or URL)"))
+}
+
 /// The connection flags every client command shares. Flags win over the
 /// environment.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -161,19 +200,21 @@ pub struct ClientArgs {
         long,
         env = "GOVLEDGER_ADDR",
         default_value = "127.0.0.1:50051",
+        value_parser = parse_addr,
         global = true
     )]
     pub addr: String,
-    /// Bearer token.
-    #[arg(long, env = "GOVLEDGER_TOKEN", hide_env_values = true, global = true)]
+    /// Bearer token [env: GOVLEDGER_TOKEN].
+    // The two token sources read their variables in `config`, not through
+    // clap: clap would count a variable as a given flag, so GOVLEDGER_TOKEN
+    // in the environment would make `--token-file` a conflict instead of
+    // being overridden by it.
+    #[arg(long, global = true)]
     pub token: Option<String>,
-    /// File holding the bearer token (e.g. the data dir's admin.token).
-    #[arg(
-        long,
-        env = "GOVLEDGER_TOKEN_FILE",
-        global = true,
-        conflicts_with = "token"
-    )]
+    /// File holding the bearer token, e.g. the data dir's admin.token [env:
+    /// GOVLEDGER_TOKEN_FILE]. Either flag wins over both variables; an empty
+    /// variable counts as unset.
+    #[arg(long, global = true, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// PEM CA certificate to verify the server with (turns TLS on).
     #[arg(long, env = "GOVLEDGER_TLS_CA", global = true)]
@@ -199,17 +240,45 @@ pub struct ClientArgs {
     pub tls_domain: Option<String>,
 }
 
+/// Where the bearer token comes from, strongest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    Flag(String),
+    FlagFile(PathBuf),
+    Env(String),
+    EnvFile(PathBuf),
+    None,
+}
+
 impl ClientArgs {
+    /// Flags first, then GOVLEDGER_TOKEN, then GOVLEDGER_TOKEN_FILE; `env`
+    /// looks a variable up (the process environment in [`Self::config`]).
+    pub fn token_source(&self, env: impl Fn(&str) -> Option<String>) -> TokenSource {
+        let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(token) = &self.token {
+            TokenSource::Flag(token.clone())
+        } else if let Some(path) = &self.token_file {
+            TokenSource::FlagFile(path.clone())
+        } else if let Some(token) = set("GOVLEDGER_TOKEN") {
+            TokenSource::Env(token)
+        } else if let Some(path) = set("GOVLEDGER_TOKEN_FILE") {
+            TokenSource::EnvFile(path.into())
+        } else {
+            TokenSource::None
+        }
+    }
+
     pub fn config(&self) -> anyhow::Result<ClientConfig> {
-        let token = match (&self.token, &self.token_file) {
-            (Some(token), _) => Some(token.trim().to_owned()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the token file {}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => None,
+        let read = |path: &Path| -> anyhow::Result<String> {
+            Ok(std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?
+                .trim()
+                .to_owned())
+        };
+        let token = match self.token_source(|name| std::env::var(name).ok()) {
+            TokenSource::Flag(token) | TokenSource::Env(token) => Some(token.trim().to_owned()),
+            TokenSource::FlagFile(path) | TokenSource::EnvFile(path) => Some(read(&path)?),
+            TokenSource::None => None,
         };
         Ok(ClientConfig {
             addr: self.addr.clone(),

@@ -2,7 +2,10 @@
 //! service as an admin, or offline on a stopped data dir (bootstrap and
 //! recovery: the data dir's lock proves no server is running).
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -18,7 +21,7 @@ use govledger::{
     },
 };
 
-use super::{Output, online, runtime, timestamp_text};
+use super::{Output, online, runtime, say, timestamp_text};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -153,16 +156,27 @@ pub fn token(command: TokenCommand, client: &ClientArgs, out: Output) -> anyhow:
                 })?,
             };
             let principal = created.principal.clone().unwrap_or_default();
-            if out.json {
-                out.line(&serde_json::json!({
+            // The token exists nowhere else: failing to hand it over is an
+            // error (the caller should revoke it), not a closed pipe to shrug at.
+            let shown = if out.json {
+                serde_json::json!({
                     "token": created.token,
                     "token_id": created.token_id,
                     "principal": principal.name,
                     "grants": grants_text(&principal.grants),
                     "sequence": created.sequence,
-                }));
+                })
+                .to_string()
             } else {
-                println!("{}", created.token);
+                created.token.clone()
+            };
+            writeln!(std::io::stdout().lock(), "{shown}").with_context(|| {
+                format!(
+                    "token {} was issued (entry {}) but could not be printed; revoke it",
+                    created.token_id, created.sequence
+                )
+            })?;
+            if !out.json {
                 eprintln!(
                     "token {} for {} ({}) issued by entry {}; it is shown only this once",
                     created.token_id,
@@ -216,12 +230,15 @@ pub fn token(command: TokenCommand, client: &ClientArgs, out: Output) -> anyhow:
                     }));
                 }
             } else {
-                println!(
+                say!(
                     "{:<16}  {:<24}  {:<8}  {:>8}  DESCRIPTION",
-                    "TOKEN ID", "PRINCIPAL", "STATUS", "ISSUED"
+                    "TOKEN ID",
+                    "PRINCIPAL",
+                    "STATUS",
+                    "ISSUED"
                 );
                 for t in &tokens {
-                    println!(
+                    say!(
                         "{:<16}  {:<24}  {:<8}  {:>8}  {}",
                         t.token_id,
                         t.principal,
@@ -269,7 +286,7 @@ pub fn token(command: TokenCommand, client: &ClientArgs, out: Output) -> anyhow:
             if out.json {
                 out.line(&serde_json::json!({ "revoked": true, "sequence": sequence }));
             } else {
-                println!("revoked by entry {sequence}");
+                say!("revoked by entry {sequence}");
             }
         }
     }
@@ -342,7 +359,7 @@ pub fn principal(
                 "roles_sequence": p.roles_sequence,
             }));
         } else {
-            println!("{:<24}  {}", p.name, grants_text(&p.grants).join(", "));
+            say!("{:<24}  {}", p.name, grants_text(&p.grants).join(", "));
         }
     }
     Ok(())

@@ -36,9 +36,29 @@ pub struct Output {
 
 impl Output {
     pub fn line(&self, value: &serde_json::Value) {
-        println!("{value}");
+        say_line(format_args!("{value}"));
     }
 }
+
+/// Prints a line of a command's report (see the `say!` macro). A closed standard output (`| head`)
+/// is not a failure: the work is done, and the reader wanted no more.
+/// Output that must not be lost (a new token) uses a checked write instead.
+pub fn say_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}")
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("govledger: writing to standard output: {e}");
+    }
+}
+
+/// `println!` for command reports, through [`say_line`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
 
 pub fn timestamp_text(t: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
@@ -58,7 +78,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<tonic::transport::Error>().is_some() {
             return EXIT_UNREACHABLE;
         }
-        if cause.downcast_ref::<UsageError>().is_some() {
+        if cause.downcast_ref::<UsageError>().is_some()
+            || cause
+                .downcast_ref::<govledger::connect::ConfigError>()
+                .is_some()
+        {
             return EXIT_USAGE;
         }
         match cause.downcast_ref::<LedgerError>() {

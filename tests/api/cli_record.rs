@@ -19,7 +19,7 @@ use govledger::{
         governance_client::GovernanceClient,
     },
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{cli::govledger, helpers::*};
 
@@ -1322,6 +1322,23 @@ async fn an_explicit_idempotency_key_makes_a_retry_safe_outside_ci() {
     assert!(again.iter().all(|l| l["deduplicated"] == true), "{again:?}");
     assert_eq!(again[0]["sequence"], lines[0]["sequence"]);
     assert_eq!(app.get_head().await.sequence, head);
+
+    // An incident without --id: a retry with the key opens the same one
+    // (the id comes from the key and the content), a new key a new one.
+    let open = |key: &str| {
+        cmd(&format!(
+            "--output json incident open --subject {s} --severity low --category other \
+             --description retried --idempotency-key {key}"
+        ))
+    };
+    let first = one_json(&gl(&app, "carol", open("inc-1")).await);
+    let again = one_json(&gl(&app, "carol", open("inc-1")).await);
+    assert_eq!(again["deduplicated"], true, "{again}");
+    assert_eq!(again["incident_id"], first["incident_id"]);
+    assert_eq!(again["sequence"], first["sequence"]);
+    let other = one_json(&gl(&app, "carol", open("inc-2")).await);
+    assert_eq!(other["deduplicated"], false);
+    assert_ne!(other["incident_id"], first["incident_id"]);
 }
 
 #[tokio::test]
@@ -1380,4 +1397,60 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
         .args(["--output", "json", "incident", "list"]);
     let out = output(command).await;
     assert!(json_lines(&out).is_empty());
+}
+
+/// A re-run job whose model-graded suites scored partly as before: the
+/// unchanged suite is recognised, the changed one is recorded as new
+/// evidence, and the command succeeds (the ledger replays a batch only as a
+/// whole, so the CLI falls back to one append per suite).
+#[tokio::test]
+async fn a_re_run_import_with_one_changed_suite_records_only_that_suite() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    register(&app, dir.path(), "cli/pf-rerun", "v1").await;
+    let original = std::fs::read_to_string(fixture("promptfoo-results.json")).unwrap();
+    let mut results: Value = serde_json::from_str(&original).unwrap();
+    let import = |file: &Path| {
+        cmd("--output json eval import --format promptfoo --subject cli/pf-rerun --version v1")
+            .words("--suite pf --split-by-provider")
+            .arg(file.to_str().unwrap())
+    };
+    let first_file = dir.path().join("attempt-1.json");
+    std::fs::write(&first_file, &original).unwrap();
+    let first = json_lines(&gl_env(&app, "ci", &github_env("1"), import(&first_file)).await);
+    assert_eq!(first.len(), 2, "{first:?}");
+
+    // Attempt 2: the grader scored claude-haiku's first answer's tone differently.
+    let answer = &mut results["results"]["results"][3];
+    assert_eq!(
+        answer["provider"]["id"],
+        "anthropic:messages:claude-haiku-4-5"
+    );
+    answer["namedScores"]["tone"] = json!(0.75);
+    let second_file = dir.path().join("attempt-2.json");
+    std::fs::write(&second_file, results.to_string()).unwrap();
+    let head = app.get_head().await.sequence;
+    let second = json_lines(&gl_env(&app, "ci", &github_env("2"), import(&second_file)).await);
+    assert_eq!(second.len(), 2, "{second:?}");
+    let by_suite = |lines: &[Value], suite: &str| {
+        lines
+            .iter()
+            .find(|l| l["suite"] == suite)
+            .unwrap_or_else(|| panic!("no suite {suite} in {lines:?}"))
+            .clone()
+    };
+    let haiku = "pf.anthropic:messages:claude-haiku-4-5";
+    // mini: the same evidence, answered with its original entry.
+    assert_eq!(by_suite(&second, "pf.mini")["deduplicated"], true);
+    assert_eq!(
+        by_suite(&second, "pf.mini")["sequence"],
+        by_suite(&first, "pf.mini")["sequence"]
+    );
+    // haiku: new evidence, one new entry, and nothing else.
+    assert_eq!(by_suite(&second, haiku)["deduplicated"], false);
+    assert_eq!(
+        by_suite(&second, haiku)["sequence"].as_u64(),
+        Some(head + 1)
+    );
+    assert_eq!(app.get_head().await.sequence, head + 1);
 }

@@ -226,8 +226,8 @@ pub struct RegisterArgs {
     parent: Option<String>,
     /// Who wrote the change (may not approve it). Default in CI: the user
     /// who started the run (GITHUB_ACTOR, BUILDKITE_BUILD_CREATOR_EMAIL,
-    /// CIRCLE_USERNAME, Jenkins' CHANGE_AUTHOR); GitLab has no stable one,
-    /// pass --author "$GITLAB_USER_LOGIN" there.
+    /// Jenkins' CHANGE_AUTHOR); GitLab and CircleCI name no user that stays
+    /// the same on a re-run: pass --author there.
     #[arg(long, value_name = "NAME")]
     author: Option<String>,
     /// The model the version targets, e.g. openai/gpt-4o-mini.
@@ -330,15 +330,28 @@ pub struct EvalImportArgs {
     version: String,
     /// Suite name (promptfoo: the prefix of per-provider names). Default:
     /// "promptfoo"; for JUnit the report's own name (pytest: "pytest",
-    /// jest-junit: "jest-tests"), else "junit".
+    /// jest-junit: "jest"), else "junit".
     #[arg(long)]
     suite: Option<String>,
-    /// Threshold of the recorded pass_rate metric (default 1.0: any failure fails the suite).
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    /// Threshold of the recorded pass_rate metric, 0 to 1 (default 1.0: any
+    /// failure fails the suite).
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_rate)]
     pass_rate_threshold: f64,
     /// promptfoo: one suite per provider, named <suite>.<provider>.
     #[arg(long)]
     split_by_provider: bool,
+    /// promptfoo: do not record a metric:<name> per named score.
+    #[arg(long)]
+    no_named_scores: bool,
+    /// promptfoo: do not record an assert:<type> pass rate per assertion
+    /// type (a red-team run with many plugins has more types than the
+    /// ledger's 64 metrics per result).
+    #[arg(long)]
+    no_assertion_metrics: bool,
+    /// The model that graded the results (default: the one the promptfoo
+    /// file names, when it names exactly one).
+    #[arg(long, value_name = "MODEL")]
+    grader: Option<String>,
     #[command(flatten)]
     evidence: EvalEvidenceArgs,
     #[command(flatten)]
@@ -745,6 +758,8 @@ fn eval_import(ctx: &Ctx, client: &ClientArgs, args: EvalImportArgs) -> anyhow::
             let mut options = PromptfooOptions {
                 split_by_provider: args.split_by_provider,
                 pass_rate_threshold: args.pass_rate_threshold,
+                named_scores: !args.no_named_scores,
+                assertion_types: !args.no_assertion_metrics,
                 ..PromptfooOptions::default()
             };
             if let Some(suite) = &args.suite {
@@ -778,6 +793,9 @@ fn eval_import(ctx: &Ctx, client: &ClientArgs, args: EvalImportArgs) -> anyhow::
     for suite in &imported {
         let mut eval = ImportedSuite::to_eval_recorded(suite, &args.subject, &args.version);
         eval.source.clone_from(&source);
+        if let Some(grader) = &args.grader {
+            eval.grader_model.clone_from(grader);
+        }
         args.evidence.apply(&mut eval)?;
         sentences.push(eval_sentence(&eval));
         suites.push(eval.suite.clone());
@@ -1665,6 +1683,14 @@ fn read_input(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
 // ---- flag parsers (their errors are usage errors, exit 2) --------------------
 
 /// `NAME=VALUE>=THRESHOLD` or `NAME=VALUE<=THRESHOLD`.
+/// A pass-rate threshold: a rate above 1 could never be met.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{text:?} must be a number from 0 to 1")),
+    }
+}
+
 fn parse_metric(text: &str) -> Result<Metric, String> {
     let (name, rest) = text
         .split_once('=')

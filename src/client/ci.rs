@@ -62,10 +62,12 @@ pub struct CiRun {
     /// The CI user who started the run, when the system names one that stays
     /// the same on every attempt: GitHub's `GITHUB_ACTOR` (a re-run by
     /// someone else sets `GITHUB_TRIGGERING_ACTOR`, not this), Buildkite's
-    /// `BUILDKITE_BUILD_CREATOR_EMAIL`, CircleCI's `CIRCLE_USERNAME`,
-    /// Jenkins' `CHANGE_AUTHOR` (a change request's author). GitLab's user
-    /// variables name whoever started the job, which a retry changes, so
-    /// GitLab has none. Only values that are valid identities are kept.
+    /// `BUILDKITE_BUILD_CREATOR_EMAIL` (a retried job stays in its build),
+    /// Jenkins' `CHANGE_AUTHOR` (a change request's author). GitLab's
+    /// `GITLAB_USER_LOGIN` names whoever started the job and CircleCI's
+    /// `CIRCLE_USERNAME` may name whoever re-ran the workflow; a value that
+    /// changes between attempts would change the event and defeat the re-run
+    /// detection, so those two systems have none. Only values that are valid identities are kept.
     /// Version registration uses it as the default author, so the person
     /// whose change it is cannot approve it.
     pub triggered_by: Option<String>,
@@ -271,7 +273,7 @@ fn circleci(env: &Env) -> Option<CiRun> {
         step: env.reference("CIRCLE_JOB"),
         attempt: None,
         job_url,
-        triggered_by: env.identity("CIRCLE_USERNAME"),
+        triggered_by: None,
         run_id,
     })
 }
@@ -732,9 +734,10 @@ mod tests {
             run(&vars).triggered_by.as_deref(),
             Some("keith@example.com")
         );
+        // CircleCI's CIRCLE_USERNAME may follow whoever re-ran: not used.
         let mut vars = circleci_env("w", "1");
         vars.insert("CIRCLE_USERNAME".into(), "mona".into());
-        assert_eq!(run(&vars).triggered_by.as_deref(), Some("mona"));
+        assert_eq!(run(&vars).triggered_by, None);
         let mut vars = jenkins_env();
         assert_eq!(run(&vars).triggered_by, None);
         vars.insert("CHANGE_AUTHOR".into(), "jdoe".into());

@@ -1454,3 +1454,163 @@ async fn a_re_run_import_with_one_changed_suite_records_only_that_suite() {
     );
     assert_eq!(app.get_head().await.sequence, head + 1);
 }
+
+/// Flags win over the environment, also for the token's two sources; an
+/// empty variable (an unset secret mapped into a CI job) counts as unset.
+#[tokio::test]
+async fn token_flags_win_over_the_environment() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write_file(dir.path(), "token", &app.token("dave").await);
+    let whoami = |env: &[(&str, &str)], flags: &[&str]| {
+        let mut command = isolated();
+        command.args(["--addr", &app.addr.to_string(), "--output", "json"]);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.args(flags).args(["principal", "list"]);
+        command
+    };
+    let wrong = "glt_0000000000000000_00";
+    /// Variables, flags, the expected exit code.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, i32);
+    let cases: Vec<Case> = vec![
+        // The flag file beats a wrong token in the environment.
+        (
+            vec![("GOVLEDGER_TOKEN", wrong)],
+            vec!["--token-file", &token_file],
+            0,
+        ),
+        // An empty GOVLEDGER_TOKEN falls through to GOVLEDGER_TOKEN_FILE.
+        (
+            vec![
+                ("GOVLEDGER_TOKEN", ""),
+                ("GOVLEDGER_TOKEN_FILE", &token_file),
+            ],
+            vec![],
+            0,
+        ),
+        // GOVLEDGER_TOKEN beats GOVLEDGER_TOKEN_FILE.
+        (
+            vec![
+                ("GOVLEDGER_TOKEN", wrong),
+                ("GOVLEDGER_TOKEN_FILE", &token_file),
+            ],
+            vec![],
+            4,
+        ),
+        // The --token flag beats a good token file in the environment.
+        (
+            vec![("GOVLEDGER_TOKEN_FILE", &token_file)],
+            vec!["--token", wrong],
+            4,
+        ),
+        // Both flags at once are a usage error.
+        (
+            vec![],
+            vec!["--token", wrong, "--token-file", &token_file],
+            2,
+        ),
+    ];
+    for (env, flags, code) in cases {
+        let out = output(whoami(&env, &flags)).await;
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "env {env:?} flags {flags:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A malformed address, or TLS options with a plain http:// address, are
+/// usage errors (2), not an unreachable server (3).
+#[tokio::test]
+async fn contradictory_connection_options_are_usage_errors() {
+    for flags in [
+        vec!["--addr", "http://exa mple:1"],
+        vec!["--addr", "ftp://127.0.0.1:1"],
+        vec![
+            "--addr",
+            "http://127.0.0.1:1",
+            "--tls-client-cert",
+            "c.pem",
+            "--tls-client-key",
+            "k.pem",
+        ],
+        vec!["--addr", "http://127.0.0.1:1", "--tls-ca", "ca.pem"],
+    ] {
+        let mut command = isolated();
+        command.args(&flags).args(["incident", "list"]);
+        let out = output(command).await;
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("addr"), "{flags:?}: {}", stderr(&out));
+    }
+}
+
+/// A red-team run has more assertion types than the ledger's 64 metrics per
+/// result: refused with the flag that helps (exit 2), recorded with it; the
+/// caller's --grader is recorded; an impossible pass-rate threshold is a
+/// usage error.
+#[tokio::test]
+async fn promptfoo_import_options_for_large_red_team_runs() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    register(&app, dir.path(), "cli/redteam", "v1").await;
+    let mut results: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("promptfoo-results.json")).unwrap())
+            .unwrap();
+    let components = results["results"]["results"][0]["gradingResult"]["componentResults"]
+        .as_array_mut()
+        .unwrap();
+    for plugin in 0..70 {
+        components.push(json!({
+            "pass": true,
+            "score": 1,
+            "reason": "Assertion passed",
+            "assertion": {"type": format!("promptfoo:redteam:plugin-{plugin}")}
+        }));
+    }
+    let file = write_file(dir.path(), "redteam.json", &results.to_string());
+    let import = |flags: &str| {
+        cmd("--output json eval import --format promptfoo --subject cli/redteam --version v1")
+            .words(flags)
+            .arg(&file)
+    };
+    let head = app.get_head().await.sequence;
+    let out = gl(&app, "ci", import("")).await;
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--no-assertion-metrics"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gl(&app, "ci", import("--pass-rate-threshold 1.5")).await;
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--pass-rate-threshold"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.get_head().await.sequence, head);
+
+    let line = one_json(
+        &gl(
+            &app,
+            "ci",
+            import("--no-assertion-metrics --grader openai:o3-judge"),
+        )
+        .await,
+    );
+    let recorded = entry(&app, line["sequence"].as_u64().unwrap()).await;
+    let Some(Kind::EvalRecorded(e)) = recorded.event.unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(e.grader_model, "openai:o3-judge");
+    assert!(e.metrics.iter().any(|m| m.name == "metric:tone"));
+    assert!(
+        e.metrics.iter().all(|m| !m.name.starts_with("assert:")),
+        "{:?}",
+        e.metrics
+    );
+}

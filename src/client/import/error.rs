@@ -40,7 +40,8 @@ pub enum ImportError {
     /// The ledger accepts at most `max` metrics per eval result.
     #[error(
         "suite {suite:?} would have {count} metrics, more than the ledger's {max}; \
-         turn off named-score or assertion metrics"
+         leave out named-score or assertion-type metrics (govledger eval import \
+         --no-named-scores / --no-assertion-metrics)"
     )]
     TooManyMetrics {
         suite: String,

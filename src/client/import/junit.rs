@@ -72,9 +72,10 @@ pub struct Counts {
 }
 
 /// Reads a JUnit XML report into one deterministic suite. Its name is the
-/// caller's, else the root element's `name` (jest-junit: "jest tests"), else
-/// the name of a `<testsuites>` root's only `<testsuite>` (pytest: "pytest"),
-/// made a label, else "junit".
+/// caller's, else the root element's `name` without a trailing " tests"
+/// (jest-junit's "jest tests" → "jest", newer pytest's "pytest tests" →
+/// "pytest"), else the name of a `<testsuites>` root's only `<testsuite>`
+/// (older pytest: "pytest"), made a label, else "junit".
 pub fn parse(xml: &str, options: &JunitOptions) -> Result<ImportedSuite, ImportError> {
     if let Some(suite) = &options.suite {
         check_suite_name("suite", suite)?;
@@ -239,7 +240,11 @@ pub fn read(xml: &str) -> Result<Report, ImportError> {
         ));
     };
     let name = match (root_name, child_suites.as_slice()) {
-        (Some(name), _) => Some(name),
+        // Tools name the root after themselves plus " tests" (jest-junit:
+        // "jest tests"; pytest 8.4 and later: "pytest tests", its single
+        // suite still "pytest"): the tool's name is the suite's, whichever
+        // version wrote the report.
+        (Some(name), _) => Some(name.strip_suffix(" tests").unwrap_or(&name).to_owned()),
         (None, [Some(only)]) => Some(only.clone()),
         _ => None,
     };
@@ -280,6 +285,7 @@ mod tests {
     use crate::client::import::testing::{assert_accepted_by_server, close, metric};
 
     const PYTEST: &str = include_str!("../../../tests/fixtures/pytest-junit.xml");
+    const PYTEST_9: &str = include_str!("../../../tests/fixtures/pytest9-junit.xml");
     const JEST: &str = include_str!("../../../tests/fixtures/jest-junit.xml");
 
     fn counts(xml: &str) -> Counts {
@@ -301,6 +307,25 @@ mod tests {
             Ok(suite) => panic!("expected an error, got {suite:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// pytest 9.2's own output (see tests/fixtures/README.md): the root now
+    /// has a name, "pytest tests"; the suite is still "pytest".
+    #[test]
+    fn pytest_9_report() {
+        assert_eq!(
+            counts(PYTEST_9),
+            Counts {
+                tests: 4,
+                passed: 2,
+                failures: 1,
+                errors: 0,
+                skipped: 1,
+            }
+        );
+        let suite = suite(PYTEST_9);
+        assert_eq!(suite.suite, "pytest");
+        assert_eq!(suite.sample_size, 4);
     }
 
     #[test]
@@ -365,7 +390,7 @@ mod tests {
             }
         );
         let suite = suite(JEST);
-        assert_eq!(suite.suite, "jest-tests");
+        assert_eq!(suite.suite, "jest");
         assert_eq!(suite.sample_size, 7);
         assert!(close(metric(&suite, "pass_rate").0, 4.0 / 6.0));
         assert_eq!(metric(&suite, "tests").0, 7.0);

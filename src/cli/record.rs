@@ -965,6 +965,10 @@ fn deploy(ctx: &Ctx, client: &ClientArgs, args: DeployArgs) -> anyhow::Result<Ex
         Ok(answer) => {
             let human = if overridden && !answer.derived.is_empty() {
                 format!("deployed {what} OVER THE DENIED POLICY GATE (recorded as an override)")
+            } else if overridden && answer.deduplicated {
+                // A replay carries no derived entries: whether the gate was
+                // denied then is in the original entry, not in this answer.
+                format!("deployed {what} with an override justification")
             } else {
                 format!("deployed {what}")
             };

@@ -12,17 +12,18 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use govledger::{
     LedgerError,
-    connect::ClientArgs,
+    connect::{Authed, ClientArgs},
     ledger::verify_offline,
     proto::v1::{
         self, AsOf, CheckGateRequest, Decision, Direction, Entry, EvalKind, Event, EventKind,
         GetEntryRequest, GetHeadRequest, GetSubjectStateRequest, GetVersionHistoryRequest,
         IncidentCategory, ReadEntriesRequest, Severity, Source, SubjectKind, SubscribeRequest,
-        VerifyChainRequest, as_of::Point, event::Kind,
+        VerifyChainRequest, as_of::Point, event::Kind, ledger_client::LedgerClient,
     },
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
+use tonic::Code;
 
 use super::{EXIT_DENIED_OR_DAMAGED, Output, UsageError, access::grants_text, online};
 
@@ -154,7 +155,7 @@ pub struct StateArgs {
 pub fn run(command: AuditCommand, client: &ClientArgs, out: Output) -> anyhow::Result<ExitCode> {
     let result = match command {
         AuditCommand::Verify(args) => match args.data_dir {
-            Some(dir) => verify_data_dir(dir),
+            Some(dir) => verify_data_dir(dir, out),
             None => online(client, |conn| verify_online(conn, args, out)),
         },
         AuditCommand::Gate(args) => online(client, |conn| gate(conn, args, out)),
@@ -173,26 +174,88 @@ pub fn run(command: AuditCommand, client: &ClientArgs, out: Output) -> anyhow::R
 
 /// Offline verification of a stopped ledger (the data dir's lock proves no
 /// server is running). Damage is a `LedgerError::Corrupt`: exit 1, named on
-/// stderr.
-fn verify_data_dir(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+/// stderr (and, with --output json, on stdout as online verify reports it).
+fn verify_data_dir(data_dir: PathBuf, out: Output) -> anyhow::Result<ExitCode> {
     if !data_dir.is_dir() {
         anyhow::bail!("data directory {} does not exist", data_dir.display());
     }
-    let report = verify_offline(&data_dir)?;
+    let report = match verify_offline(&data_dir) {
+        Ok(report) => report,
+        Err(LedgerError::Corrupt { sequence, reason }) => {
+            if out.json {
+                // The journal's end is unknown: the scan stopped at the damage.
+                emit_json(&fault_json(
+                    1,
+                    None,
+                    sequence.saturating_sub(1),
+                    sequence,
+                    &reason,
+                ))?;
+            }
+            return Err(LedgerError::Corrupt { sequence, reason }.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let last = report.cursor.last_sequence();
+    let head_hash = report.cursor.prev_hash.to_string();
+    if out.json {
+        let mut answer = verified_json(last.min(1), last, last, &head_hash);
+        answer.insert(
+            "torn_tail".into(),
+            report.dropped.as_ref().map_or(Value::Null, |d| {
+                json!({
+                    "segment": d.segment.display().to_string(),
+                    "offset": d.offset,
+                    "bytes": d.bytes,
+                })
+            }),
+        );
+        emit_json(&Value::Object(answer))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(d) = &report.dropped {
-        println!(
+        emit(&format!(
             "torn tail: {} bytes at offset {} of {} (never acknowledged; cut off at the next start)",
             d.bytes,
             d.offset,
             d.segment.display()
-        );
+        ))?;
     }
-    println!(
-        "ok: entries 1..={} verified, head hash {}",
-        report.cursor.last_sequence(),
-        report.cursor.prev_hash
-    );
+    emit(&format!(
+        "ok: entries 1..={last} verified, head hash {head_hash}"
+    ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The fields a successful `verify` prints in JSON, online and offline alike.
+fn verified_json(
+    from: u64,
+    to: u64,
+    checked: u64,
+    head_hash: &str,
+) -> serde_json::Map<String, Value> {
+    let Value::Object(answer) = json!({
+        "valid": true,
+        "from_sequence": from,
+        "to_sequence": to,
+        "entries_checked": checked,
+        "head_hash": head_hash,
+    }) else {
+        unreachable!("json! of an object literal")
+    };
+    answer
+}
+
+/// The JSON `verify` prints when it finds damage, online and offline alike.
+fn fault_json(from: u64, to: Option<u64>, checked: u64, sequence: u64, reason: &str) -> Value {
+    json!({
+        "valid": false,
+        "from_sequence": from,
+        "to_sequence": to,
+        "entries_checked": checked,
+        "first_bad_sequence": sequence,
+        "reason": reason,
+    })
 }
 
 /// Verifies `from..=to` through VerifyChain, one chunk per call. Each chunk
@@ -221,8 +284,7 @@ async fn verify_online(
     }
     if head.sequence == 0 {
         if out.json {
-            emit_json(&json!({"valid": true, "from_sequence": 0, "to_sequence": 0,
-                "entries_checked": 0, "head_hash": hex(&head.hash)}))?;
+            emit_json(&Value::Object(verified_json(0, 0, 0, &hex(&head.hash))))?;
         } else {
             emit("ok: the ledger is empty; nothing to verify")?;
         }
@@ -232,66 +294,13 @@ async fn verify_online(
         return Err(UsageError(format!("--from {from} is after --to {to}")).into());
     }
     let bar = progress_bar(to - from + 1, args.chunk);
-    let mut start = from;
-    let mut verified: Option<Vec<u8>> = None;
-    let mut checked = 0u64;
-    let mut chunks = 0u64;
-    let fault = loop {
-        if start > to {
-            break None;
-        }
-        let end = start.saturating_add(args.chunk - 1).min(to);
-        if let Some(hash) = &verified {
-            let next = ledger
-                .get_entry(GetEntryRequest { sequence: start })
-                .await
-                .with_context(|| format!("reading entry {start}"))?
-                .into_inner();
-            if next.sequence != start || next.prev_hash != *hash {
-                break Some((
-                    start,
-                    format!(
-                        "its prev_hash {} does not link to the hash {} verified for entry {}",
-                        hex(&next.prev_hash),
-                        hex(hash),
-                        start - 1
-                    ),
-                ));
-            }
-        }
-        let report = ledger
-            .verify_chain(VerifyChainRequest {
-                from_sequence: start,
-                to_sequence: end,
-            })
-            .await
-            .with_context(|| format!("verifying entries {start}..={end}"))?
-            .into_inner();
-        if !report.valid {
-            break Some((report.first_bad_sequence, report.reason));
-        }
-        if report.from_sequence != start
-            || report.to_sequence != end
-            || report.entries_checked != end - start + 1
-            || report.head_hash.len() != 32
-        {
-            break Some((
-                start,
-                format!(
-                    "the server answered for entries {}..={} ({} checked) when asked for {start}..={end}",
-                    report.from_sequence, report.to_sequence, report.entries_checked
-                ),
-            ));
-        }
-        checked += report.entries_checked;
-        chunks += 1;
-        bar.inc(report.entries_checked);
-        verified = Some(report.head_hash);
-        start = end + 1;
-    };
+    let chunks = verify_chunks(&mut ledger, from, to, args.chunk, &bar).await;
+    // Before any output or error message, on every path: a bar left on the
+    // terminal would sit on top of what follows.
     bar.finish_and_clear();
-    let verified = verified.unwrap_or_default();
-    let fault = fault.or_else(|| {
+    let chunks = chunks?;
+    let verified = chunks.hash.unwrap_or_default();
+    let fault = chunks.fault.or_else(|| {
         (to == head.sequence && verified != head.hash).then(|| {
             (
                 to,
@@ -305,26 +314,20 @@ async fn verify_online(
     });
     if let Some((sequence, reason)) = fault {
         if out.json {
-            emit_json(&json!({
-                "valid": false,
-                "from_sequence": from,
-                "to_sequence": to,
-                "entries_checked": checked,
-                "first_bad_sequence": sequence,
-                "reason": reason,
-            }))?;
+            emit_json(&fault_json(
+                from,
+                Some(to),
+                chunks.checked,
+                sequence,
+                &reason,
+            ))?;
         }
         return Err(LedgerError::Corrupt { sequence, reason }.into());
     }
     if out.json {
-        emit_json(&json!({
-            "valid": true,
-            "from_sequence": from,
-            "to_sequence": to,
-            "entries_checked": checked,
-            "chunks": chunks,
-            "head_hash": hex(&verified),
-        }))?;
+        let mut answer = verified_json(from, to, chunks.checked, &hex(&verified));
+        answer.insert("chunks".into(), chunks.count.into());
+        emit_json(&Value::Object(answer))?;
     } else {
         emit(&format!(
             "ok: entries {from}..={to} verified, head hash {}",
@@ -332,6 +335,148 @@ async fn verify_online(
         ))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the chunked VerifyChain calls found.
+struct Chunks {
+    checked: u64,
+    count: u64,
+    /// The last verified entry's hash.
+    hash: Option<Vec<u8>>,
+    /// The first bad entry and why.
+    fault: Option<(u64, String)>,
+}
+
+async fn verify_chunks(
+    ledger: &mut LedgerClient<Authed>,
+    from: u64,
+    to: u64,
+    chunk: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<Chunks> {
+    let mut chunks = Chunks {
+        checked: 0,
+        count: 0,
+        hash: None,
+        fault: None,
+    };
+    // The server anchors the range on the entry before it; when that entry
+    // cannot be read, VerifyChain fails without saying which entry is at
+    // fault, so ask for it first.
+    if from > 1
+        && let Err(fault) = read_for_verify(ledger, from - 1).await?
+    {
+        chunks.fault = Some(fault);
+        return Ok(chunks);
+    }
+    let mut start = from;
+    while start <= to {
+        let end = start.saturating_add(chunk - 1).min(to);
+        if let Some(hash) = &chunks.hash {
+            let next = match read_for_verify(ledger, start).await? {
+                Ok(next) => next,
+                Err(fault) => {
+                    chunks.fault = Some(fault);
+                    break;
+                }
+            };
+            if next.sequence != start || next.prev_hash != *hash {
+                chunks.fault = Some((
+                    start,
+                    format!(
+                        "its prev_hash {} does not link to the hash {} verified for entry {}",
+                        hex(&next.prev_hash),
+                        hex(hash),
+                        start - 1
+                    ),
+                ));
+                break;
+            }
+        }
+        let report = match ledger
+            .verify_chain(VerifyChainRequest {
+                from_sequence: start,
+                to_sequence: end,
+            })
+            .await
+        {
+            Ok(report) => report.into_inner(),
+            // The server found damage it could not place in a report (e.g.
+            // an entry missing from its index): the chunk is not verified.
+            Err(status) if status.code() == Code::DataLoss => {
+                chunks.fault = Some((
+                    start,
+                    format!(
+                        "the server reports data loss verifying entries {start}..={end}: {}",
+                        status.message()
+                    ),
+                ));
+                break;
+            }
+            Err(status) => {
+                return Err(anyhow::Error::new(status)
+                    .context(format!("verifying entries {start}..={end}")));
+            }
+        };
+        if !report.valid {
+            chunks.fault = Some((report.first_bad_sequence, report.reason));
+            break;
+        }
+        if report.from_sequence != start
+            || report.to_sequence != end
+            || report.entries_checked != end - start + 1
+            || report.head_hash.len() != 32
+        {
+            chunks.fault = Some((
+                start,
+                format!(
+                    "the server answered for entries {}..={} ({} checked) when asked for {start}..={end}",
+                    report.from_sequence, report.to_sequence, report.entries_checked
+                ),
+            ));
+            break;
+        }
+        chunks.checked += report.entries_checked;
+        chunks.count += 1;
+        bar.inc(report.entries_checked);
+        chunks.hash = Some(report.head_hash);
+        start = end + 1;
+    }
+    Ok(chunks)
+}
+
+/// Entry `sequence`, or the fault that it cannot be read. Only statuses
+/// that say nothing about the entry (the server unreachable or shutting
+/// down, the caller not authenticated or not allowed, the call cut short)
+/// are errors; any other failure to serve an entry the head covers is
+/// what verify is there to find.
+async fn read_for_verify(
+    ledger: &mut LedgerClient<Authed>,
+    sequence: u64,
+) -> anyhow::Result<Result<Entry, (u64, String)>> {
+    match ledger.get_entry(GetEntryRequest { sequence }).await {
+        Ok(entry) => Ok(Ok(entry.into_inner())),
+        Err(status)
+            if matches!(
+                status.code(),
+                Code::Unavailable
+                    | Code::Unauthenticated
+                    | Code::PermissionDenied
+                    | Code::Cancelled
+                    | Code::DeadlineExceeded
+            ) =>
+        {
+            Err(anyhow::Error::new(status).context(format!("reading entry {sequence}")))
+        }
+        Err(status) => Ok(Err((
+            sequence,
+            format!(
+                "the server cannot read it ({:?}: {})",
+                status.code(),
+                status.message()
+            ),
+        ))),
+    }
 }
 
 /// A bar on stderr when it is a terminal and the range spans several
@@ -440,7 +585,10 @@ async fn log(
             "SEQ", "RECORDED_AT", "KIND", "SUBJECT", "ACTOR", "HASH"
         ))
     };
-    if !args.follow {
+    // Once --until has passed nothing live can match: the history is the
+    // whole answer, and following would wait for nothing.
+    let follow = args.follow && !args.until.as_ref().is_some_and(has_passed);
+    if !follow {
         let mut stream = ledger
             .read_entries(ReadEntriesRequest {
                 from_sequence: args.from.unwrap_or(0),
@@ -476,7 +624,15 @@ async fn log(
             .is_some_and(|t| (t.seconds, t.nanos) >= (bound.seconds, bound.nanos))
     };
     let mut shown = 0u32;
-    while let Some(entry) = stream.message().await.context("following the log")? {
+    // On an idle ledger no entry arrives to show that --until has passed.
+    let until_passed = wait_until(args.until);
+    tokio::pin!(until_passed);
+    loop {
+        let message = tokio::select! {
+            message = stream.message() => message.context("following the log")?,
+            () = &mut until_passed => return Ok(ExitCode::SUCCESS),
+        };
+        let Some(entry) = message else { break };
         // Recorded times never go backwards: nothing later can match.
         if let Some(until) = &args.until
             && after(&entry.recorded_at, until)
@@ -499,6 +655,32 @@ async fn log(
     }
     eprintln!("govledger log: the server ended the stream (it is shutting down)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the wall clock is at or past `t`.
+fn has_passed(t: &prost_types::Timestamp) -> bool {
+    until_wall_clock(t).is_none()
+}
+
+/// How long until the wall clock reaches `t`; `None` once it has.
+fn until_wall_clock(t: &prost_types::Timestamp) -> Option<std::time::Duration> {
+    let at = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)?;
+    (at - chrono::Utc::now())
+        .to_std()
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
+/// Resolves once the wall clock reaches `until`; never without one. The
+/// timer runs on the monotonic clock, so the wall clock is asked again when
+/// it fires rather than trusting the two to agree.
+async fn wait_until(until: Option<prost_types::Timestamp>) {
+    let Some(until) = until else {
+        return std::future::pending().await;
+    };
+    while let Some(left) = until_wall_clock(&until) {
+        tokio::time::sleep(left).await;
+    }
 }
 
 fn print_entry(entry: &Entry, out: Output) -> anyhow::Result<()> {
@@ -1203,8 +1385,11 @@ pub fn kind_name(kind: i32) -> String {
 fn severity_name(v: i32) -> String {
     enum_name!(Severity, "SEVERITY_", v)
 }
+/// Kebab-case, unlike the other names here: it is how `incident open
+/// --category` takes a category and how the recording commands print one,
+/// so a category read from `log` or `state` can be passed back as it is.
 fn category_name(v: i32) -> String {
-    enum_name!(IncidentCategory, "INCIDENT_CATEGORY_", v)
+    enum_name!(IncidentCategory, "INCIDENT_CATEGORY_", v).replace('_', "-")
 }
 fn subject_kind_name(v: i32) -> String {
     enum_name!(SubjectKind, "SUBJECT_KIND_", v)
@@ -1386,7 +1571,7 @@ mod tests {
     #[test]
     fn enum_names_are_short_and_lowercase() {
         assert_eq!(severity_name(Severity::Critical as i32), "critical");
-        assert_eq!(category_name(IncidentCategory::PiiLeak as i32), "pii_leak");
+        assert_eq!(category_name(IncidentCategory::PiiLeak as i32), "pii-leak");
         assert_eq!(kind_name(EventKind::PolicySet as i32), "policy_set");
         assert_eq!(direction_symbol(Direction::LowerIsBetter as i32), "<=");
         assert_eq!(severity_name(99), "unknown(99)");

@@ -533,6 +533,93 @@ async fn log_follow_streams_new_entries_until_the_server_stops() {
     assert!(err.contains("ended the stream"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_follow_ends_at_until_on_an_idle_ledger() {
+    let app = TestApp::spawn().await;
+    let s = "until/triage-prompt";
+    let registered = app.register(s).await;
+    let follow_until = |until: String| {
+        let app = &app;
+        async move {
+            let mut cmd = cli(app, "dave").await;
+            cmd.args(["--output", "json", "log", "--follow", "--subject", s])
+                .args(["--until", &until])
+                // The failure bound: a command that waits for an entry that
+                // never comes is killed here and exits without a code.
+                .timeout(WAIT);
+            run(cmd).await
+        }
+    };
+    let rfc3339 =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+
+    // Already past: the history up to it, then done.
+    let output = follow_until(rfc3339(chrono::Utc::now())).await;
+    assert_code(&output, 0);
+    let printed: Vec<u64> = json_lines(&output)
+        .iter()
+        .map(|l| l["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(printed, vec![registered.sequence]);
+
+    // A moment ahead, and nothing is appended meanwhile: done once it passes.
+    let until = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let output = follow_until(rfc3339(until)).await;
+    assert_code(&output, 0);
+    assert!(
+        chrono::Utc::now() >= until,
+        "log --follow exited before --until"
+    );
+    assert_eq!(json_lines(&output).len(), 1, "{}", stdout(&output));
+    assert!(
+        !stderr(&output).contains("ended the stream"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_categories_read_back_as_they_are_recorded() {
+    let app = TestApp::spawn().await;
+    let s = "category/triage-prompt";
+    app.register(s).await;
+    let categories = [("INC-pii", "pii-leak"), ("INC-policy", "policy-violation")];
+    for (id, category) in categories {
+        let mut cmd = cli(&app, TESTER).await;
+        cmd.args(["incident", "open", "--subject", s, "--severity", "low"])
+            .args(["--category", category, "--id", id, "--description", "x"]);
+        assert_code(&run(cmd).await, 0);
+    }
+
+    let mut cmd = cli(&app, "dave").await;
+    cmd.args(["--output", "json", "incident", "list", "--subject", s]);
+    let listed = json_lines(&run(cmd).await);
+    let mut cmd = cli(&app, "dave").await;
+    cmd.args(["--output", "json", "log", "--kind", "incident_opened"]);
+    let logged = json_lines(&run(cmd).await);
+    let mut cmd = cli(&app, "dave").await;
+    cmd.args(["--output", "json", "state", s]);
+    let state = json_object(&run(cmd).await);
+    let open = state["open_incidents"].as_array().unwrap();
+    for (id, category) in categories {
+        let find = |lines: &[Value], key: &str| -> Value {
+            lines
+                .iter()
+                .find(|l| l[key] == id)
+                .unwrap_or_else(|| panic!("{id} missing from {lines:?}"))
+                .clone()
+        };
+        let events: Vec<Value> = logged.iter().map(|l| l["event"].clone()).collect();
+        assert_eq!(find(&listed, "incident_id")["category"], category);
+        assert_eq!(find(&events, "incident_id")["category"], category);
+        assert_eq!(find(open, "incident_id")["category"], category);
+    }
+    let mut cmd = cli(&app, "dave").await;
+    cmd.args(["log", "--kind", "incident_opened"]);
+    let text = stdout(&run(cmd).await);
+    assert!(text.contains(" low pii-leak: x"), "{text}");
+}
+
 // ---- state and history ------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,6 +875,175 @@ async fn verify_online_and_offline_say_the_same() {
     cmd.args(["verify", "--chunk", "5", "--data-dir"])
         .arg(&stopped.path);
     assert_code(&run(cmd).await, 2);
+}
+
+/// How a test damages the journal of a running server inside one entry.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// The segment ends halfway through the entry (the server then fails
+    /// to read it with an I/O error: Internal).
+    Truncated,
+    /// The record's length prefix is changed so that it cannot be framed
+    /// (the server then refuses to serve it: DataLoss).
+    Misframed,
+}
+
+impl Damage {
+    fn apply(self, data_dir: &std::path::Path, sequence: u64) {
+        match self {
+            Damage::Truncated => {
+                let location = record(data_dir, sequence);
+                truncate(
+                    &segment_path(&location, data_dir),
+                    location.offset + location.len / 2,
+                );
+            }
+            Damage::Misframed => {
+                let location = record(data_dir, sequence);
+                // The little-endian length's high byte: far past any record's length.
+                flip_byte(&segment_path(&location, data_dir), location.offset + 3);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_damage_it_meets_at_a_chunk_boundary_or_the_anchor() {
+    for damage in [Damage::Truncated, Damage::Misframed] {
+        let app = TestApp::spawn().await;
+        for n in 0..8 {
+            app.append_event(version_with_content(&format!("boundary/{n}"), 2048))
+                .await;
+        }
+        let bad = SETUP_ENTRIES + 4;
+        damage.apply(&app.data_dir, bad);
+
+        for args in [
+            // VerifyChain itself meets the damage.
+            vec!["--from".to_owned(), bad.to_string()],
+            // The chunk before ends cleanly; the next one starts on the damage.
+            vec![
+                "--from".to_owned(),
+                (bad - 1).to_string(),
+                "--chunk".to_owned(),
+                "1".to_owned(),
+            ],
+            // The range starts after the damage, anchored on the damaged entry.
+            vec!["--from".to_owned(), (bad + 1).to_string()],
+        ] {
+            let mut cmd = cli(&app, "dave").await;
+            cmd.arg("verify").args(&args);
+            let output = run(cmd).await;
+            assert_code(&output, 1);
+            assert!(
+                stderr(&output).contains(&format!("entry {bad}:")),
+                "{damage:?} {args:?}: {}",
+                stderr(&output)
+            );
+            assert_eq!(stdout(&output), "", "{damage:?} {args:?}");
+
+            let mut cmd = cli(&app, "dave").await;
+            cmd.arg("verify").args(&args).args(["--output", "json"]);
+            let output = run(cmd).await;
+            assert_code(&output, 1);
+            let answer = json_object(&output);
+            assert_eq!(answer["valid"], false, "{damage:?} {args:?}");
+            assert_eq!(answer["first_bad_sequence"], bad, "{damage:?} {args:?}");
+            assert!(
+                !answer["reason"].as_str().unwrap().is_empty(),
+                "{damage:?} {args:?}: {answer}"
+            );
+        }
+        // Entries before the damage still verify.
+        let mut cmd = cli(&app, "dave").await;
+        cmd.args(["verify", "--chunk", "1", "--to", &(bad - 1).to_string()]);
+        assert_code(&run(cmd).await, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_data_dir_prints_json_like_online_verify() {
+    let app = TestApp::spawn().await;
+    for n in 0..3 {
+        app.append_event(version_with_content(&format!("offline/{n}"), 2048))
+            .await;
+    }
+    let mut cmd = cli(&app, "dave").await;
+    cmd.args(["verify", "--output", "json"]);
+    let output = run(cmd).await;
+    assert_code(&output, 0);
+    let online = json_object(&output);
+    let stopped = app.stop_keep_dir().await;
+
+    let offline_json = |dir: &std::path::Path| {
+        let mut cmd = clean();
+        cmd.args(["--output", "json", "verify", "--data-dir"])
+            .arg(dir);
+        run(cmd)
+    };
+    let output = offline_json(&stopped.path).await;
+    assert_code(&output, 0);
+    let offline = json_object(&output);
+    for field in [
+        "valid",
+        "from_sequence",
+        "to_sequence",
+        "entries_checked",
+        "head_hash",
+    ] {
+        assert_eq!(offline[field], online[field], "{field}: {offline}");
+    }
+    assert!(offline["torn_tail"].is_null(), "{offline}");
+
+    // A torn tail: reported, and the entries before it verify.
+    let head = SETUP_ENTRIES + 3;
+    let last = record(&stopped.path, head);
+    let torn = tempfile::tempdir().unwrap();
+    copy_dir(&stopped.path, torn.path());
+    let segment = segment_in(&last, &stopped.path, torn.path());
+    truncate(&segment, last.offset + last.len / 2);
+    let output = offline_json(torn.path()).await;
+    assert_code(&output, 0);
+    let answer = json_object(&output);
+    assert_eq!(answer["valid"], true, "{answer}");
+    assert_eq!(answer["to_sequence"], head - 1, "{answer}");
+    assert_eq!(answer["entries_checked"], head - 1, "{answer}");
+    assert_eq!(answer["torn_tail"]["offset"], last.offset, "{answer}");
+    assert_eq!(answer["torn_tail"]["bytes"], last.len / 2, "{answer}");
+    // Text mode keeps saying it in words.
+    let mut cmd = clean();
+    cmd.args(["verify", "--data-dir"]).arg(torn.path());
+    let output = run(cmd).await;
+    assert_code(&output, 0);
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!(
+            "torn tail: {} bytes at offset {}",
+            last.len / 2,
+            last.offset
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ok: entries 1..={} verified", head - 1)),
+        "{text}"
+    );
+
+    // Damage: the same fault fields as online verify.
+    let bad = SETUP_ENTRIES + 2;
+    tamper_with_entry(&stopped.path, bad);
+    let output = offline_json(&stopped.path).await;
+    assert_code(&output, 1);
+    let answer = json_object(&output);
+    assert_eq!(answer["valid"], false, "{answer}");
+    assert_eq!(answer["first_bad_sequence"], bad, "{answer}");
+    assert_eq!(answer["entries_checked"], bad - 1, "{answer}");
+    assert!(!answer["reason"].as_str().unwrap().is_empty(), "{answer}");
+    assert!(
+        stderr(&output).contains(&format!("entry {bad}:")),
+        "{}",
+        stderr(&output)
+    );
 }
 
 // ---- exit codes --------------------------------------------------------------------

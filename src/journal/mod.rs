@@ -202,23 +202,45 @@ impl JournalReader {
         Ok(file)
     }
 
-    pub fn read(&self, pos: RecordPos) -> Result<StoredEntry, LedgerError> {
-        let mut buf = vec![0; pos.len as usize];
-        self.file(pos.segment)?
-            .read_exact_at(&mut buf, pos.offset)
-            .context(|| {
-                format!(
-                    "reading entry at segment {} offset {}",
-                    pos.segment, pos.offset
-                )
-            })?;
-        StoredEntry::from_record(&buf).map_err(|reason| LedgerError::Corrupt {
-            sequence: 0,
+    /// Reads entry `sequence`, which the catalog says lies at `pos`. Damage
+    /// is reported at `sequence`, so an auditor learns which entry it hit.
+    pub fn read(&self, sequence: u64, pos: RecordPos) -> Result<StoredEntry, LedgerError> {
+        let corrupt = |reason: String| LedgerError::Corrupt {
+            sequence,
             reason: format!(
                 "record at segment {} offset {}: {reason}",
                 pos.segment, pos.offset
             ),
-        })
+        };
+        let mut buf = vec![0; pos.len as usize];
+        match self.file(pos.segment)?.read_exact_at(&mut buf, pos.offset) {
+            Ok(()) => {}
+            // The segment is shorter than an acknowledged entry needs: it
+            // was cut after the fact, which is damage, not an I/O hiccup.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(corrupt(format!(
+                    "the segment ends inside it (truncated; {} bytes expected)",
+                    pos.len
+                )));
+            }
+            Err(e) => {
+                return Err(LedgerError::io(
+                    format!(
+                        "reading entry {sequence} at segment {} offset {}",
+                        pos.segment, pos.offset
+                    ),
+                    e,
+                ));
+            }
+        }
+        let entry = StoredEntry::from_record(&buf).map_err(corrupt)?;
+        if entry.envelope.sequence != sequence {
+            return Err(corrupt(format!(
+                "holds entry {} where entry {sequence} should be",
+                entry.envelope.sequence
+            )));
+        }
+        Ok(entry)
     }
 }
 

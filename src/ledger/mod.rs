@@ -294,7 +294,7 @@ impl Ledger {
             )));
         }
         let pos = self.position(sequence)?;
-        self.inner.reader.read(pos)
+        self.inner.reader.read(sequence, pos)
     }
 
     fn position(&self, sequence: u64) -> Result<RecordPos, LedgerError> {

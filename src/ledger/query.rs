@@ -120,7 +120,7 @@ impl QueryIter {
                 sequence,
                 reason: "acknowledged but missing from the catalog".into(),
             })?;
-        self.reader.read(pos)
+        self.reader.read(sequence, pos)
     }
 }
 

@@ -483,7 +483,7 @@ impl Writer {
                 sequence,
                 reason: "acknowledged but missing from the catalog".into(),
             })?;
-        self.reader.read(pos)
+        self.reader.read(sequence, pos)
     }
 
     fn read_all(&self, sequences: &[u64]) -> Result<Vec<StoredEntry>, LedgerError> {

@@ -917,6 +917,15 @@ async fn verify_names_damage_it_meets_at_a_chunk_boundary_or_the_anchor() {
         }
         let bad = SETUP_ENTRIES + 4;
         damage.apply(&app.data_dir, bad);
+        // The server itself names the entry it could not serve.
+        let refused = app
+            .get_entry(bad)
+            .await
+            .expect_err("a damaged entry is served");
+        assert!(
+            refused.message().contains(&format!("entry {bad}")),
+            "{damage:?}: {refused:?}"
+        );
 
         for args in [
             // VerifyChain itself meets the damage.

@@ -2,7 +2,10 @@
 //! trust, optionally a client certificate) and the bearer token every call
 //! carries. Used by the CLI's client commands and by `govledger bench`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context;
 use tonic::{
@@ -59,8 +62,8 @@ impl Interceptor for Bearer {
 
 pub type Authed = InterceptedService<Channel, Bearer>;
 
-/// Where and how to connect.
-#[derive(Clone, Debug, Default)]
+/// Where and how to connect. Its `Debug` never shows the token.
+#[derive(Clone, Default)]
 pub struct ClientConfig {
     /// `host:port`, or a URL (`http://…`, `https://…`).
     pub addr: String,
@@ -72,6 +75,52 @@ pub struct ClientConfig {
     pub client_key: Option<PathBuf>,
     /// The name the server's certificate must carry (default: the host).
     pub tls_domain: Option<String>,
+}
+
+/// What `Debug` shows in place of a token.
+const REDACTED: &str = "<redacted>";
+
+fn redacted(token: &Option<String>) -> Option<&'static str> {
+    token.as_ref().map(|_| REDACTED)
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("addr", &self.addr)
+            .field("token", &redacted(&self.token))
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("tls_domain", &self.tls_domain)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("addr", &self.addr)
+            .field("token", &redacted(&self.token))
+            .field("token_file", &self.token_file)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("tls_client_key", &self.tls_client_key)
+            .field("tls_domain", &self.tls_domain)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Flag(_) => f.write_str("Flag(<redacted>)"),
+            TokenSource::Env(_) => f.write_str("Env(<redacted>)"),
+            TokenSource::FlagFile(path) => f.debug_tuple("FlagFile").field(path).finish(),
+            TokenSource::EnvFile(path) => f.debug_tuple("EnvFile").field(path).finish(),
+            TokenSource::None => f.write_str("None"),
+        }
+    }
 }
 
 /// A connected channel and the token to send on it.
@@ -102,10 +151,11 @@ impl ClientConfig {
     pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
         // A client certificate only makes sense over TLS: sending one (and
         // the token) over a plain connection would be a silent downgrade.
-        let wants_tls = self.ca_cert.is_some() || self.client_cert.is_some();
+        let wants_tls =
+            self.ca_cert.is_some() || self.client_cert.is_some() || self.tls_domain.is_some();
         if wants_tls && self.addr.starts_with("http://") {
             return Err(ConfigError(format!(
-                "--addr {} is plain http://, but TLS options (--tls-ca, --tls-client-cert) are given",
+                "--addr {} is plain http://, but TLS options (--tls-ca, --tls-client-cert, --tls-domain) are given",
                 self.addr
             ))
             .into());
@@ -193,7 +243,8 @@ fn parse_addr(addr: &str) -> Result<String, String> {
 
 /// The connection flags every client command shares. Flags win over the
 /// environment.
-#[derive(clap::Args, Clone, Debug, Default)]
+/// Its `Debug` never shows the token.
+#[derive(clap::Args, Clone, Default)]
 pub struct ClientArgs {
     /// Server address (host:port or URL).
     #[arg(
@@ -241,7 +292,7 @@ pub struct ClientArgs {
 }
 
 /// Where the bearer token comes from, strongest first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum TokenSource {
     Flag(String),
     FlagFile(PathBuf),
@@ -288,5 +339,73 @@ impl ClientArgs {
             client_key: self.tls_client_key.clone(),
             tls_domain: self.tls_domain.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "glt_0123456789abcdef_secretsecretsecret";
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let args = ClientArgs {
+            token: Some(TOKEN.into()),
+            ..ClientArgs::default()
+        };
+        let config = ClientConfig {
+            token: Some(TOKEN.into()),
+            ..ClientConfig::default()
+        };
+        for text in [
+            format!("{args:?}"),
+            format!("{config:?}"),
+            format!("{:?}", args.token_source(|_| None)),
+            format!(
+                "{:?}",
+                ClientArgs::default().token_source(|_| Some(TOKEN.into()))
+            ),
+        ] {
+            assert!(!text.contains("secret"), "{text}");
+            assert!(text.contains("redacted"), "{text}");
+        }
+    }
+
+    #[test]
+    fn flags_win_then_the_token_then_the_token_file() {
+        let env = |token: &'static str, file: &'static str| {
+            move |name: &str| match name {
+                "GOVLEDGER_TOKEN" => Some(token.to_owned()),
+                "GOVLEDGER_TOKEN_FILE" => Some(file.to_owned()),
+                _ => None,
+            }
+        };
+        let none = ClientArgs::default();
+        assert_eq!(
+            none.token_source(env("t", "f")),
+            TokenSource::Env("t".into())
+        );
+        assert_eq!(
+            none.token_source(env(" ", "f")),
+            TokenSource::EnvFile("f".into())
+        );
+        assert_eq!(none.token_source(env("", "")), TokenSource::None);
+        let file = ClientArgs {
+            token_file: Some("x".into()),
+            ..ClientArgs::default()
+        };
+        assert_eq!(
+            file.token_source(env("t", "f")),
+            TokenSource::FlagFile("x".into())
+        );
+        let flag = ClientArgs {
+            token: Some("k".into()),
+            ..ClientArgs::default()
+        };
+        assert_eq!(
+            flag.token_source(env("t", "f")),
+            TokenSource::Flag("k".into())
+        );
     }
 }

@@ -184,7 +184,7 @@ fn verify_data_dir(data_dir: PathBuf, out: Output) -> anyhow::Result<ExitCode> {
         Err(LedgerError::Corrupt { sequence, reason }) => {
             if out.json {
                 // The journal's end is unknown: the scan stopped at the damage.
-                emit_json(&fault_json(
+                verdict_json(&fault_json(
                     1,
                     None,
                     sequence.saturating_sub(1),
@@ -210,18 +210,18 @@ fn verify_data_dir(data_dir: PathBuf, out: Output) -> anyhow::Result<ExitCode> {
                 })
             }),
         );
-        emit_json(&Value::Object(answer))?;
+        verdict_json(&Value::Object(answer))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(d) = &report.dropped {
-        emit(&format!(
+        verdict_line(&format!(
             "torn tail: {} bytes at offset {} of {} (never acknowledged; cut off at the next start)",
             d.bytes,
             d.offset,
             d.segment.display()
         ))?;
     }
-    emit(&format!(
+    verdict_line(&format!(
         "ok: entries 1..={last} verified, head hash {head_hash}"
     ))?;
     Ok(ExitCode::SUCCESS)
@@ -284,9 +284,9 @@ async fn verify_online(
     }
     if head.sequence == 0 {
         if out.json {
-            emit_json(&Value::Object(verified_json(0, 0, 0, &hex(&head.hash))))?;
+            verdict_json(&Value::Object(verified_json(0, 0, 0, &hex(&head.hash))))?;
         } else {
-            emit("ok: the ledger is empty; nothing to verify")?;
+            verdict_line("ok: the ledger is empty; nothing to verify")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -314,7 +314,7 @@ async fn verify_online(
     });
     if let Some((sequence, reason)) = fault {
         if out.json {
-            emit_json(&fault_json(
+            verdict_json(&fault_json(
                 from,
                 Some(to),
                 chunks.checked,
@@ -327,9 +327,9 @@ async fn verify_online(
     if out.json {
         let mut answer = verified_json(from, to, chunks.checked, &hex(&verified));
         answer.insert("chunks".into(), chunks.count.into());
-        emit_json(&Value::Object(answer))?;
+        verdict_json(&Value::Object(answer))?;
     } else {
-        emit(&format!(
+        verdict_line(&format!(
             "ok: entries {from}..={to} verified, head hash {}",
             hex(&verified)
         ))?;
@@ -456,16 +456,11 @@ async fn read_for_verify(
 ) -> anyhow::Result<Result<Entry, (u64, String)>> {
     match ledger.get_entry(GetEntryRequest { sequence }).await {
         Ok(entry) => Ok(Ok(entry.into_inner())),
-        Err(status)
-            if matches!(
-                status.code(),
-                Code::Unavailable
-                    | Code::Unauthenticated
-                    | Code::PermissionDenied
-                    | Code::Cancelled
-                    | Code::DeadlineExceeded
-            ) =>
-        {
+        // Only what speaks of the data is a finding: the server reports
+        // damage as DataLoss, and an acknowledged entry it cannot find is
+        // missing. Anything else (a refused token, an I/O hiccup, a proxy's
+        // error) is a failed check, not a verdict on the ledger.
+        Err(status) if !matches!(status.code(), Code::DataLoss | Code::NotFound) => {
             Err(anyhow::Error::new(status).context(format!("reading entry {sequence}")))
         }
         Err(status) => Ok(Err((
@@ -515,7 +510,7 @@ async fn gate(
         .context("checking the gate")?
         .into_inner();
     if out.json {
-        emit_json(&json!({
+        verdict_json(&json!({
             "allow": decision.allow,
             "decision": if decision.allow { "allow" } else { "deny" },
             "subject": args.subject,
@@ -543,7 +538,7 @@ async fn gate(
             1 => ": 1 unmet rule".to_owned(),
             n => format!(": {n} unmet rules"),
         };
-        emit(&format!(
+        verdict_line(&format!(
             "{verdict} {} {} to {} ({policy}; state as of entry {}){unmet}",
             args.subject, args.version, args.environment, decision.as_of_sequence
         ))?;
@@ -553,7 +548,7 @@ async fn gate(
             } else {
                 format!(" [evidence: entries {}]", join(&r.evidence))
             };
-            emit(&format!(
+            verdict_line(&format!(
                 "  {}: expected {}; actual {}{evidence}",
                 r.rule, r.expected, r.actual
             ))?;
@@ -612,7 +607,7 @@ async fn log(
     let mut stream = ledger
         .subscribe(SubscribeRequest {
             from_sequence: args.from.unwrap_or(0),
-            subject: args.subject.unwrap_or_default(),
+            subject: args.subject.clone().unwrap_or_default(),
             kind,
         })
         .await
@@ -624,15 +619,42 @@ async fn log(
             .is_some_and(|t| (t.seconds, t.nanos) >= (bound.seconds, bound.nanos))
     };
     let mut shown = 0u32;
+    // The next sequence the subscription would deliver.
+    let mut next = args.from.unwrap_or(0);
     // On an idle ledger no entry arrives to show that --until has passed.
     let until_passed = wait_until(args.until);
     tokio::pin!(until_passed);
     loop {
         let message = tokio::select! {
+            // Entries already delivered come before the deadline: a
+            // subscription still replaying history must not lose them.
+            biased;
             message = stream.message() => message.context("following the log")?,
-            () = &mut until_passed => return Ok(ExitCode::SUCCESS),
+            () = &mut until_passed => {
+                // The subscription may still be replaying history (or an
+                // entry may be on its way): what was recorded up to --until
+                // and is acknowledged now is read in one go, then we stop.
+                let mut rest = ledger
+                    .read_entries(ReadEntriesRequest {
+                        from_sequence: next,
+                        subject: args.subject.clone().unwrap_or_default(),
+                        kind,
+                        actor: args.actor.clone().unwrap_or_default(),
+                        since: args.since,
+                        until: args.until,
+                        limit: args.limit.map_or(0, |limit| limit - shown),
+                    })
+                    .await
+                    .context("reading the entries up to --until")?
+                    .into_inner();
+                while let Some(entry) = rest.message().await.context("reading entries")? {
+                    print_entry(&entry, out)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
         };
         let Some(entry) = message else { break };
+        next = entry.sequence + 1;
         // Recorded times never go backwards: nothing later can match.
         if let Some(until) = &args.until
             && after(&entry.recorded_at, until)
@@ -1514,6 +1536,21 @@ fn emit(line: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
         Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
     }
+}
+
+/// Output of a command whose exit code is its answer (verify, gate). A
+/// closed stdout (`verify | head -1`) must not turn "damaged" or "denied"
+/// into success, so these writes are best-effort and the command goes on to
+/// its verdict.
+fn verdict_line(line: &str) -> anyhow::Result<()> {
+    match emit(line) {
+        Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => Ok(()),
+        other => other,
+    }
+}
+
+fn verdict_json(value: &Value) -> anyhow::Result<()> {
+    verdict_line(&value.to_string())
 }
 
 fn emit_lines(lines: &[String]) -> anyhow::Result<()> {

@@ -578,6 +578,50 @@ async fn log_follow_ends_at_until_on_an_idle_ledger() {
     );
 }
 
+/// --until passing while the subscription still replays history must not
+/// cut the history short: every entry recorded up to --until is printed,
+/// once, in order, however the deadline and the replay interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_follow_until_prints_all_history_even_when_the_deadline_wins() {
+    let app = TestApp::spawn().await;
+    for chunk in 0..5 {
+        app.append_events(
+            (0..1000)
+                .map(|n| version(&format!("replay/{chunk}-{n}")).event())
+                .collect(),
+        )
+        .await;
+    }
+    let head = app.get_head().await.sequence;
+    let rfc3339 =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    for ahead_ms in [1, 20, 200] {
+        let until = chrono::Utc::now() + chrono::Duration::milliseconds(ahead_ms);
+        let mut cmd = cli(&app, "dave").await;
+        cmd.args([
+            "--output",
+            "json",
+            "log",
+            "--follow",
+            "--until",
+            &rfc3339(until),
+        ])
+        .timeout(WAIT);
+        let output = run(cmd).await;
+        assert_code(&output, 0);
+        let printed: Vec<u64> = json_lines(&output)
+            .iter()
+            .map(|l| l["sequence"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            printed,
+            (1..=head).collect::<Vec<u64>>(),
+            "--until {ahead_ms} ms ahead printed {} of {head} entries",
+            printed.len()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_categories_read_back_as_they_are_recorded() {
     let app = TestApp::spawn().await;
@@ -1129,5 +1173,83 @@ async fn exit_codes_unreachable_rejected_and_usage() {
         let output = run(cmd).await;
         assert_code(&output, 2);
         assert_eq!(stdout(&output), "", "{args:?}");
+    }
+}
+
+/// Runs the binary with `args` and its standard output already closed by
+/// the reader (`govledger ... | head -0`); returns the exit code.
+async fn exit_code_with_stdout_closed(args: Vec<String>) -> Option<i32> {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("govledger"));
+        for name in leaky_vars() {
+            cmd.env_remove(name);
+        }
+        let mut child = cmd
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting govledger");
+        // Closing our end before the child writes: its writes fail (EPIPE).
+        drop(child.stdout.take());
+        child.wait().expect("waiting for govledger").code()
+    })
+    .await
+    .unwrap()
+}
+
+/// A verdict is the exit code, not the output: a reader that closes the
+/// pipe early must not turn "denied" or "damaged" into 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_does_not_change_a_verdict() {
+    let app = TestApp::spawn().await;
+    let s = "closed/triage-prompt";
+    app.register(s).await;
+    app.append_event(policy(s)).await;
+    let connection = vec![
+        "--addr".to_owned(),
+        app.addr.to_string(),
+        "--token".to_owned(),
+        app.token("ci").await,
+    ];
+    for format in ["table", "json"] {
+        let mut args = connection.clone();
+        args.extend(
+            [
+                "--output",
+                format,
+                "gate",
+                "--subject",
+                s,
+                "--version",
+                V,
+                "--env",
+                "production",
+            ]
+            .map(str::to_owned),
+        );
+        assert_eq!(
+            exit_code_with_stdout_closed(args).await,
+            Some(1),
+            "gate, {format}"
+        );
+    }
+
+    let stopped = app.stop_keep_dir().await;
+    tamper_with_entry(&stopped.path, SETUP_ENTRIES + 1);
+    for format in ["table", "json"] {
+        let args = vec![
+            "--output".to_owned(),
+            format.to_owned(),
+            "verify".to_owned(),
+            "--data-dir".to_owned(),
+            stopped.path.display().to_string(),
+        ];
+        assert_eq!(
+            exit_code_with_stdout_closed(args).await,
+            Some(1),
+            "verify, {format}"
+        );
     }
 }

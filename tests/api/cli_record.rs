@@ -1539,6 +1539,12 @@ async fn contradictory_connection_options_are_usage_errors() {
             "k.pem",
         ],
         vec!["--addr", "http://127.0.0.1:1", "--tls-ca", "ca.pem"],
+        vec![
+            "--addr",
+            "http://127.0.0.1:1",
+            "--tls-domain",
+            "ledger.example.com",
+        ],
     ] {
         let mut command = isolated();
         command.args(&flags).args(["incident", "list"]);

@@ -72,9 +72,9 @@ pub struct Counts {
 }
 
 /// Reads a JUnit XML report into one deterministic suite. Its name is the
-/// caller's, else the root element's `name` without a trailing " tests"
-/// (jest-junit's "jest tests" → "jest", newer pytest's "pytest tests" →
-/// "pytest"), else the name of a `<testsuites>` root's only `<testsuite>`
+/// caller's, else the root element's `name` (the tools' defaults named
+/// after the tool: jest-junit's "jest tests" → "jest", newer pytest's
+/// "pytest tests" → "pytest"), else the name of a `<testsuites>` root's only `<testsuite>`
 /// (older pytest: "pytest"), made a label, else "junit".
 pub fn parse(xml: &str, options: &JunitOptions) -> Result<ImportedSuite, ImportError> {
     if let Some(suite) = &options.suite {
@@ -240,11 +240,15 @@ pub fn read(xml: &str) -> Result<Report, ImportError> {
         ));
     };
     let name = match (root_name, child_suites.as_slice()) {
-        // Tools name the root after themselves plus " tests" (jest-junit:
-        // "jest tests"; pytest 8.4 and later: "pytest tests", its single
-        // suite still "pytest"): the tool's name is the suite's, whichever
-        // version wrote the report.
-        (Some(name), _) => Some(name.strip_suffix(" tests").unwrap_or(&name).to_owned()),
+        // The tools' default root names (jest-junit: "jest tests"; pytest
+        // 9: "pytest tests", its single suite still "pytest") name the
+        // tool: the suite is the tool's name, whichever version wrote the
+        // report. Any other name is the user's and is kept as it is.
+        (Some(name), _) => Some(match name.as_str() {
+            "jest tests" => "jest".to_owned(),
+            "pytest tests" => "pytest".to_owned(),
+            _ => name,
+        }),
         (None, [Some(only)]) => Some(only.clone()),
         _ => None,
     };

@@ -5,7 +5,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Child, Command as StdCommand, Output, Stdio},
+    process::{Child, Command as StdCommand, Stdio},
     time::{Duration, Instant},
 };
 
@@ -19,124 +19,19 @@ use govledger::{
 };
 use serde_json::Value;
 
-use crate::helpers::*;
-
-/// Environment variables that would otherwise reach the binary from the
-/// machine running the tests: the client's configuration and CI metadata.
-const LEAKY_NAMES: &[&str] = &[
-    "GOVLEDGER_ADDR",
-    "GOVLEDGER_TOKEN",
-    "GOVLEDGER_TOKEN_FILE",
-    "GOVLEDGER_TLS_CA",
-    "GOVLEDGER_TLS_CLIENT_CERT",
-    "GOVLEDGER_TLS_CLIENT_KEY",
-    "GOVLEDGER_TLS_DOMAIN",
-    "GOVLEDGER_DATA_DIR",
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "CIRCLECI",
-    "JENKINS_URL",
-    "BUILD_URL",
-    "BUILD_TAG",
-    "BUILD_NUMBER",
-    "GIT_COMMIT",
-    "GIT_BRANCH",
-    "GIT_URL",
-    "BRANCH_NAME",
-    "JOB_NAME",
-    "STAGE_NAME",
-    "RUST_LOG",
-];
-const LEAKY_PREFIXES: &[&str] = &[
-    "GOVLEDGER_",
-    "GITHUB_",
-    "GITLAB_",
-    "CI_",
-    "BUILDKITE_",
-    "CIRCLE_",
-    "JENKINS_",
-];
-
-fn leaky_vars() -> Vec<std::ffi::OsString> {
-    let mut names: Vec<std::ffi::OsString> = LEAKY_NAMES.iter().map(Into::into).collect();
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if LEAKY_PREFIXES.iter().any(|p| text.starts_with(p)) {
-            names.push(name);
-        }
-    }
-    names
-}
-
-/// The binary, with nothing from the machine's environment that could
-/// change what it does.
-fn clean() -> Command {
-    let mut cmd = crate::cli::govledger();
-    for name in leaky_vars() {
-        cmd.env_remove(name);
-    }
-    cmd
-}
+use crate::{
+    cli_support::{
+        assert_code, hex, isolated, json_lines, json_object, leaky_vars, run, stderr, stdout,
+    },
+    helpers::*,
+};
 
 /// The binary talking to `app` with `principal`'s token.
 async fn cli(app: &TestApp, principal: &str) -> Command {
-    let mut cmd = clean();
+    let mut cmd = isolated();
     cmd.args(["--addr", &app.addr.to_string()])
         .args(["--token", &app.token(principal).await]);
     cmd
-}
-
-/// Runs `cmd` off the async threads (the server runs in this test's runtime).
-async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("running govledger"))
-        .await
-        .expect("the command thread")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        stdout(output),
-        stderr(output)
-    );
-}
-
-/// One JSON object per line, every line.
-#[track_caller]
-fn json_lines(output: &Output) -> Vec<Value> {
-    stdout(output)
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<Value>(line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"))
-        })
-        .inspect(|v| assert!(v.is_object(), "not an object: {v}"))
-        .collect()
-}
-
-#[track_caller]
-fn json_object(output: &Output) -> Value {
-    let mut lines = json_lines(output);
-    assert_eq!(lines.len(), 1, "{}", stdout(output));
-    lines.remove(0)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An entry's recorded_at as RFC 3339 with every digit.
@@ -908,14 +803,14 @@ async fn verify_online_and_offline_say_the_same() {
     assert_code(&online, 0);
 
     let stopped = app.stop_keep_dir().await;
-    let mut cmd = clean();
+    let mut cmd = isolated();
     cmd.args(["verify", "--data-dir"]).arg(&stopped.path);
     let offline = run(cmd).await;
     assert_code(&offline, 0);
     assert_eq!(stdout(&offline), stdout(&online));
 
     // --data-dir verifies a whole journal: no range, no chunks.
-    let mut cmd = clean();
+    let mut cmd = isolated();
     cmd.args(["verify", "--chunk", "5", "--data-dir"])
         .arg(&stopped.path);
     assert_code(&run(cmd).await, 2);
@@ -1029,7 +924,7 @@ async fn verify_data_dir_prints_json_like_online_verify() {
     let stopped = app.stop_keep_dir().await;
 
     let offline_json = |dir: &std::path::Path| {
-        let mut cmd = clean();
+        let mut cmd = isolated();
         cmd.args(["--output", "json", "verify", "--data-dir"])
             .arg(dir);
         run(cmd)
@@ -1064,7 +959,7 @@ async fn verify_data_dir_prints_json_like_online_verify() {
     assert_eq!(answer["torn_tail"]["offset"], last.offset, "{answer}");
     assert_eq!(answer["torn_tail"]["bytes"], last.len / 2, "{answer}");
     // Text mode keeps saying it in words.
-    let mut cmd = clean();
+    let mut cmd = isolated();
     cmd.args(["verify", "--data-dir"]).arg(torn.path());
     let output = run(cmd).await;
     assert_code(&output, 0);
@@ -1124,7 +1019,7 @@ async fn exit_codes_unreachable_rejected_and_usage() {
             "prod",
         ],
     ] {
-        let mut cmd = clean();
+        let mut cmd = isolated();
         cmd.args(["--addr", &format!("127.0.0.1:{port}")])
             .args(["--token", &app.token("dave").await])
             .args(&args);
@@ -1144,7 +1039,7 @@ async fn exit_codes_unreachable_rejected_and_usage() {
             stderr(&output)
         );
     }
-    let mut cmd = clean();
+    let mut cmd = isolated();
     cmd.args(["--addr", &app.addr.to_string()])
         .args([
             "--token",

@@ -21,65 +21,10 @@ use govledger::{
 };
 use serde_json::{Value, json};
 
-use crate::{cli::govledger, helpers::*};
-
-/// Every environment variable `src/client/ci.rs` reads (the test
-/// `the_isolation_covers_every_ci_variable` holds this list to its source).
-const CI_VARS: &[&str] = &[
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITHUB_ACTOR",
-    "GITHUB_JOB",
-    "GITHUB_REF_NAME",
-    "GITHUB_REPOSITORY",
-    "GITHUB_RUN_ATTEMPT",
-    "GITHUB_RUN_ID",
-    "GITHUB_SERVER_URL",
-    "GITHUB_SHA",
-    "GITLAB_CI",
-    "CI_COMMIT_REF_NAME",
-    "CI_COMMIT_SHA",
-    "CI_JOB_NAME",
-    "CI_JOB_URL",
-    "CI_PIPELINE_ID",
-    "CI_PIPELINE_URL",
-    "CI_PROJECT_PATH",
-    "CI_PROJECT_URL",
-    "CI_SERVER_HOST",
-    "BUILDKITE",
-    "BUILDKITE_BRANCH",
-    "BUILDKITE_BUILD_CREATOR_EMAIL",
-    "BUILDKITE_BUILD_ID",
-    "BUILDKITE_BUILD_URL",
-    "BUILDKITE_COMMIT",
-    "BUILDKITE_JOB_ID",
-    "BUILDKITE_LABEL",
-    "BUILDKITE_REPO",
-    "BUILDKITE_RETRY_COUNT",
-    "BUILDKITE_STEP_KEY",
-    "CIRCLECI",
-    "CIRCLE_BRANCH",
-    "CIRCLE_BUILD_URL",
-    "CIRCLE_JOB",
-    "CIRCLE_PIPELINE_ID",
-    "CIRCLE_PROJECT_REPONAME",
-    "CIRCLE_PROJECT_USERNAME",
-    "CIRCLE_REPOSITORY_URL",
-    "CIRCLE_SHA1",
-    "CIRCLE_USERNAME",
-    "CIRCLE_WORKFLOW_ID",
-    "JENKINS_URL",
-    "BRANCH_NAME",
-    "BUILD_NUMBER",
-    "BUILD_TAG",
-    "BUILD_URL",
-    "CHANGE_AUTHOR",
-    "GIT_BRANCH",
-    "GIT_COMMIT",
-    "GIT_URL",
-    "JOB_NAME",
-    "STAGE_NAME",
-];
+use crate::{
+    cli_support::{self, assert_code, hex, isolated, json_object, run, stderr, stdout},
+    helpers::*,
+};
 
 /// A GitHub Actions job's variables (attempt `attempt` of run 1658821493).
 fn github_env(attempt: &str) -> Vec<(&'static str, String)> {
@@ -102,27 +47,6 @@ const RUN_URL: &str = "https://github.com/acme/support-bot/actions/runs/16588214
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The binary with no CI or GOVLEDGER_* variable inherited.
-fn isolated() -> assert_cmd::Command {
-    let mut cmd = govledger();
-    for var in CI_VARS {
-        cmd.env_remove(var);
-    }
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("GOVLEDGER_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
-/// Runs `cmd` off the runtime's thread (the server runs on it).
-async fn output(mut cmd: assert_cmd::Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("running govledger"))
-        .await
-        .expect("the command's thread panicked")
 }
 
 /// A command line: words split on whitespace, and values taken as they are.
@@ -162,48 +86,21 @@ async fn gl_env(app: &TestApp, principal: &str, env: &[(&str, String)], argv: Ar
         cmd.env(name, value);
     }
     cmd.args(argv.0);
-    output(cmd).await
+    run(cmd).await
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "expected exit {code}\nstdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
-/// Standard output as JSON objects, one per line (every line must parse).
+/// Standard output of a successful command as JSON objects, one per line.
 #[track_caller]
 fn json_lines(out: &Output) -> Vec<Value> {
     assert_code(out, 0);
-    stdout(out)
-        .lines()
-        .map(|line| {
-            let value: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not a JSON object: {e}: {line:?}"));
-            assert!(value.is_object(), "{line}");
-            value
-        })
-        .collect()
+    cli_support::json_lines(out)
 }
 
+/// The one JSON object a successful command printed.
 #[track_caller]
 fn one_json(out: &Output) -> Value {
-    let mut lines = json_lines(out);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    lines.remove(0)
+    assert_code(out, 0);
+    json_object(out)
 }
 
 async fn governance(app: &TestApp) -> GovernanceClient<Authed> {
@@ -299,34 +196,6 @@ async fn register(app: &TestApp, dir: &Path, subject: &str, version: &str) {
     ))
     .arg(file);
     assert_code(&gl(app, "ci", argv).await, 0);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[test]
-fn the_isolation_covers_every_ci_variable() {
-    let source = include_str!("../../src/client/ci.rs");
-    let code = source.split("#[cfg(test)]").next().unwrap();
-    let read: Vec<&str> = code
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .filter(|s| {
-            s.len() > 1
-                && s.starts_with(|c: char| c.is_ascii_uppercase())
-                && s.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        })
-        .collect();
-    assert!(read.len() > 40, "{read:?}");
-    for var in read {
-        assert!(
-            CI_VARS.contains(&var),
-            "{var} is read by ci.rs but not removed"
-        );
-    }
 }
 
 #[tokio::test]
@@ -1362,7 +1231,7 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
             "--env",
             "prod",
         ]);
-    let out = output(command).await;
+    let out = run(command).await;
     assert_code(&out, 3);
     let err = stderr(&out);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
@@ -1386,7 +1255,7 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
             "--env",
             "prod",
         ]);
-    let out = output(command).await;
+    let out = run(command).await;
     assert_code(&out, 4);
     assert_eq!(app.get_head().await.sequence, head);
     // GOVLEDGER_ADDR and GOVLEDGER_TOKEN from the environment work as the flags do.
@@ -1395,7 +1264,7 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
         .env("GOVLEDGER_ADDR", app.addr.to_string())
         .env("GOVLEDGER_TOKEN", app.token("dave").await)
         .args(["--output", "json", "incident", "list"]);
-    let out = output(command).await;
+    let out = run(command).await;
     assert!(json_lines(&out).is_empty());
 }
 
@@ -1513,7 +1382,7 @@ async fn token_flags_win_over_the_environment() {
         ),
     ];
     for (env, flags, code) in cases {
-        let out = output(whoami(&env, &flags)).await;
+        let out = run(whoami(&env, &flags)).await;
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -1548,7 +1417,7 @@ async fn contradictory_connection_options_are_usage_errors() {
     ] {
         let mut command = isolated();
         command.args(&flags).args(["incident", "list"]);
-        let out = output(command).await;
+        let out = run(command).await;
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("addr"), "{flags:?}: {}", stderr(&out));
     }

@@ -11,6 +11,7 @@ mod bench_cli;
 mod cli;
 mod cli_audit;
 mod cli_record;
+mod cli_support;
 mod concurrency;
 mod events;
 mod governance;

@@ -21,9 +21,15 @@ use crate::helpers::*;
 
 const BIN: &str = "govledger";
 
+/// The binary, with nothing from the machine's environment that could
+/// change what it does (see `cli_support::leaky_vars`); tests set CI
+/// variables explicitly where they mean to.
 pub(crate) fn govledger() -> Command {
     let mut cmd = Command::cargo_bin(BIN).expect("the govledger binary is built");
     cmd.timeout(Duration::from_secs(60));
+    for name in crate::cli_support::leaky_vars() {
+        cmd.env_remove(name);
+    }
     cmd
 }
 

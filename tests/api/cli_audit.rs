@@ -20,15 +20,14 @@ use govledger::{
 use serde_json::Value;
 
 use crate::{
-    cli_support::{
-        assert_code, hex, isolated, json_lines, json_object, leaky_vars, run, stderr, stdout,
-    },
+    cli::govledger,
+    cli_support::{assert_code, hex, json_lines, json_object, leaky_vars, run, stderr, stdout},
     helpers::*,
 };
 
 /// The binary talking to `app` with `principal`'s token.
 async fn cli(app: &TestApp, principal: &str) -> Command {
-    let mut cmd = isolated();
+    let mut cmd = govledger();
     cmd.args(["--addr", &app.addr.to_string()])
         .args(["--token", &app.token(principal).await]);
     cmd
@@ -803,14 +802,14 @@ async fn verify_online_and_offline_say_the_same() {
     assert_code(&online, 0);
 
     let stopped = app.stop_keep_dir().await;
-    let mut cmd = isolated();
+    let mut cmd = govledger();
     cmd.args(["verify", "--data-dir"]).arg(&stopped.path);
     let offline = run(cmd).await;
     assert_code(&offline, 0);
     assert_eq!(stdout(&offline), stdout(&online));
 
     // --data-dir verifies a whole journal: no range, no chunks.
-    let mut cmd = isolated();
+    let mut cmd = govledger();
     cmd.args(["verify", "--chunk", "5", "--data-dir"])
         .arg(&stopped.path);
     assert_code(&run(cmd).await, 2);
@@ -924,7 +923,7 @@ async fn verify_data_dir_prints_json_like_online_verify() {
     let stopped = app.stop_keep_dir().await;
 
     let offline_json = |dir: &std::path::Path| {
-        let mut cmd = isolated();
+        let mut cmd = govledger();
         cmd.args(["--output", "json", "verify", "--data-dir"])
             .arg(dir);
         run(cmd)
@@ -959,7 +958,7 @@ async fn verify_data_dir_prints_json_like_online_verify() {
     assert_eq!(answer["torn_tail"]["offset"], last.offset, "{answer}");
     assert_eq!(answer["torn_tail"]["bytes"], last.len / 2, "{answer}");
     // Text mode keeps saying it in words.
-    let mut cmd = isolated();
+    let mut cmd = govledger();
     cmd.args(["verify", "--data-dir"]).arg(torn.path());
     let output = run(cmd).await;
     assert_code(&output, 0);
@@ -1019,7 +1018,7 @@ async fn exit_codes_unreachable_rejected_and_usage() {
             "prod",
         ],
     ] {
-        let mut cmd = isolated();
+        let mut cmd = govledger();
         cmd.args(["--addr", &format!("127.0.0.1:{port}")])
             .args(["--token", &app.token("dave").await])
             .args(&args);
@@ -1039,7 +1038,7 @@ async fn exit_codes_unreachable_rejected_and_usage() {
             stderr(&output)
         );
     }
-    let mut cmd = isolated();
+    let mut cmd = govledger();
     cmd.args(["--addr", &app.addr.to_string()])
         .args([
             "--token",

@@ -4,7 +4,7 @@
 //! through the API), what they print, their exit codes, CI metadata and
 //! re-runs that record nothing new.
 //!
-//! Every command runs through [`gl`] ([`isolated`]), which removes every variable the CI
+//! Every command runs through [`gl`] ([`govledger`]), which removes every variable the CI
 //! detection reads (and every GOVLEDGER_* one) from the child's environment:
 //! the machine running the tests may itself be a CI runner. Only the CI tests
 //! set such variables, explicitly.
@@ -22,7 +22,8 @@ use govledger::{
 use serde_json::{Value, json};
 
 use crate::{
-    cli_support::{self, assert_code, hex, isolated, json_object, run, stderr, stdout},
+    cli::govledger,
+    cli_support::{self, assert_code, hex, json_object, run, stderr, stdout},
     helpers::*,
 };
 
@@ -79,7 +80,7 @@ async fn gl(app: &TestApp, principal: &str, argv: Argv) -> Output {
 
 /// The same, with these (CI) variables set.
 async fn gl_env(app: &TestApp, principal: &str, env: &[(&str, String)], argv: Argv) -> Output {
-    let mut cmd = isolated();
+    let mut cmd = govledger();
     cmd.args(["--addr", &app.addr.to_string()])
         .args(["--token", &app.token(principal).await]);
     for (name, value) in env {
@@ -1219,7 +1220,7 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
         .local_addr()
         .unwrap()
         .port();
-    let mut command = isolated();
+    let mut command = govledger();
     command
         .args(["--addr", &format!("127.0.0.1:{port}"), "--token", "glt_x"])
         .args([
@@ -1238,7 +1239,7 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
 
     // A token the server does not know: refused, exit 4, nothing recorded.
     let head = app.get_head().await.sequence;
-    let mut command = isolated();
+    let mut command = govledger();
     command
         .args([
             "--addr",
@@ -1259,7 +1260,7 @@ async fn exit_codes_for_unreachable_and_unauthenticated_servers() {
     assert_code(&out, 4);
     assert_eq!(app.get_head().await.sequence, head);
     // GOVLEDGER_ADDR and GOVLEDGER_TOKEN from the environment work as the flags do.
-    let mut command = isolated();
+    let mut command = govledger();
     command
         .env("GOVLEDGER_ADDR", app.addr.to_string())
         .env("GOVLEDGER_TOKEN", app.token("dave").await)
@@ -1332,7 +1333,7 @@ async fn token_flags_win_over_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = write_file(dir.path(), "token", &app.token("dave").await);
     let whoami = |env: &[(&str, &str)], flags: &[&str]| {
-        let mut command = isolated();
+        let mut command = govledger();
         command.args(["--addr", &app.addr.to_string(), "--output", "json"]);
         for (name, value) in env {
             command.env(name, value);
@@ -1415,7 +1416,7 @@ async fn contradictory_connection_options_are_usage_errors() {
             "ledger.example.com",
         ],
     ] {
-        let mut command = isolated();
+        let mut command = govledger();
         command.args(&flags).args(["incident", "list"]);
         let out = run(command).await;
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));

@@ -1,13 +1,11 @@
-//! What the black-box CLI tests share: the binary with nothing inherited
-//! from the machine's environment (the machine running the tests may itself
-//! be a CI runner, or have GOVLEDGER_* set), running it off the async
-//! threads, and reading what it printed.
+//! What the black-box CLI tests share: which variables no test binary may
+//! inherit from the machine's environment (it may itself be a CI runner, or
+//! have GOVLEDGER_* set; `cli::govledger()` removes them), running the
+//! binary off the async threads, and reading what it printed.
 
 use std::{ffi::OsString, process::Output};
 
 use serde_json::Value;
-
-use crate::cli::govledger;
 
 /// Every environment variable `src/client/ci.rs` reads (the test
 /// `the_isolation_covers_every_ci_variable` holds this list to its source).
@@ -94,16 +92,6 @@ pub(crate) fn leaky_vars() -> Vec<OsString> {
         }
     }
     names
-}
-
-/// The binary, with nothing from the machine's environment that could
-/// change what it does. Tests set CI variables explicitly where they mean to.
-pub(crate) fn isolated() -> assert_cmd::Command {
-    let mut cmd = govledger();
-    for name in leaky_vars() {
-        cmd.env_remove(name);
-    }
-    cmd
 }
 
 /// Runs `cmd` off the async threads (the server runs in the test's runtime).

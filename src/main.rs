@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     match try_main() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("govledger: {error:#}");
+            eprintln!("govledger: {}", cli::describe(&error));
             ExitCode::from(cli::exit_code(&error))
         }
     }
@@ -213,28 +213,30 @@ fn serve(
         govledger::auth::bootstrap(&ledger)
             .await
             .context("creating the bootstrap admin")?;
+        // Also before the announcement: a supervisor may send SIGTERM the
+        // moment it reads the address, and a signal that arrives before its
+        // handler is installed kills the process instead of stopping it.
+        let shutdown = shutdown_signal().context("listening for SIGINT and SIGTERM")?;
         // Scripts and tests read the bound address (port 0) from this line.
         println!("govledger listening on {addr}");
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
-        govledger::server::run_with(listener, ledger, options, shutdown_signal()).await
+        govledger::server::run_with(listener, ledger, options, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-            let _ = ctrl_c.await;
-            return;
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves when
+/// either arrives.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

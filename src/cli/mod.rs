@@ -99,6 +99,42 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     EXIT_LOCAL_FAILURE
 }
 
+/// The error as one line for stderr: each layer of context, then the cause.
+/// A server's status reads as "permission denied: <its message>", not as
+/// tonic's debug-like rendering, so the server's reason is what one reads.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let part = match cause.downcast_ref::<tonic::Status>() {
+            Some(status) => {
+                let text = format!("{}: {}", code_words(status.code()), status.message());
+                // Nothing beneath a status adds to what it says.
+                parts.push(text);
+                break;
+            }
+            None => cause.to_string(),
+        };
+        // Some errors repeat their source in their own message.
+        if !parts.last().is_some_and(|last| last.ends_with(&part)) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
+}
+
+/// `PermissionDenied` → "permission denied".
+fn code_words(code: tonic::Code) -> String {
+    let name = format!("{code:?}");
+    let mut words = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
+}
+
 /// An Unavailable status made by the client's transport (no connection),
 /// rather than one the server sent (e.g. shutting down).
 fn is_transport(status: &tonic::Status) -> bool {
@@ -128,4 +164,25 @@ where
         let conn = client.config()?.connect().await?;
         f(conn).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_status_reads_as_its_code_in_words_and_its_message() {
+        let error = anyhow::Error::new(tonic::Status::permission_denied(
+            "bob may not append deployment_recorded: it needs the deployer role",
+        ))
+        .context("recording the deployment");
+        assert_eq!(
+            describe(&error),
+            "recording the deployment: permission denied: bob may not append \
+             deployment_recorded: it needs the deployer role"
+        );
+        assert_eq!(exit_code(&error), EXIT_REJECTED);
+        let error = anyhow::Error::new(tonic::Status::failed_precondition("gate denied"));
+        assert_eq!(describe(&error), "failed precondition: gate denied");
+    }
 }

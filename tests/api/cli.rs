@@ -283,3 +283,21 @@ fn every_commands_help_states_the_exit_codes() {
             );
     }
 }
+
+/// A supervisor may stop the server the moment it has read the address: the
+/// signal handlers are in place before the address is announced, so even
+/// an immediate SIGTERM is a clean shutdown (exit 0), never a kill.
+#[tokio::test]
+async fn sigterm_right_after_the_announcement_is_a_clean_shutdown() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let (mut served, _addr) = Served::start(data.path(), logs.path());
+        let status = served.terminate().await;
+        assert!(
+            status.success(),
+            "exit status after an immediate SIGTERM: {status:?}; stderr:\n{}",
+            served.stderr()
+        );
+    }
+}

@@ -1033,7 +1033,7 @@ async fn exit_codes_unreachable_rejected_and_usage() {
         let output = run(cmd).await;
         assert_code(&output, 4);
         assert!(
-            stderr(&output).contains("\\\"codes/nope\\\" has no entries"),
+            stderr(&output).contains("not found: subject \"codes/nope\" has no entries"),
             "{}",
             stderr(&output)
         );

@@ -68,11 +68,26 @@ fn required(value: &str, field: &str) -> Result<(), LedgerError> {
     }
 }
 
-fn not_found(subject: &str, point: u64) -> Status {
-    LedgerError::NotFound(format!(
-        "subject {subject:?} has no entries at or before entry {point}"
-    ))
-    .into()
+/// A subject unknown at `point`; a moment asked for is named as it was
+/// asked (entry 0 would mean nothing to the caller).
+fn not_found(subject: &str, point: u64, as_of: Option<&v1::AsOf>) -> Status {
+    let moment = match as_of.and_then(|a| a.point.as_ref()) {
+        Some(Point::Time(t)) => chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        _ => None,
+    };
+    let message = match moment {
+        Some(moment) if point == 0 => {
+            format!(
+                "subject {subject:?} has no entries at or before {moment}: the ledger had none then"
+            )
+        }
+        Some(moment) => format!(
+            "subject {subject:?} has no entries at or before {moment} (the last entry by then is {point})"
+        ),
+        None => format!("subject {subject:?} has no entries at or before entry {point}"),
+    };
+    LedgerError::NotFound(message).into()
 }
 
 pub fn gate_decision(decision: GateDecision, as_of_sequence: u64) -> v1::GateDecision {
@@ -291,7 +306,7 @@ impl governance_server::Governance for GovernanceService {
         let state = self.state_at(&r.subject, point).await?;
         let subject = state
             .subject(&r.subject)
-            .ok_or_else(|| not_found(&r.subject, point))?;
+            .ok_or_else(|| not_found(&r.subject, point, r.as_of.as_ref()))?;
         Ok(Response::new(subject_state(
             &state, &r.subject, subject, point,
         )))
@@ -392,7 +407,7 @@ impl governance_server::Governance for GovernanceService {
         let state = self.ledger.state();
         let subject = state
             .subject(&r.subject)
-            .ok_or_else(|| not_found(&r.subject, state.sequence()))?;
+            .ok_or_else(|| not_found(&r.subject, state.sequence(), None))?;
         Ok(Response::new(v1::VersionHistory {
             subject: r.subject.clone(),
             versions: versions_in_order(subject),

@@ -472,6 +472,48 @@ async fn the_gate_as_of_a_moment_uses_the_policy_then_in_force() {
     assert_eq!(at_time.policy_sequence, strict.sequence);
 }
 
+/// Asking for a subject as of a moment before it existed is NOT_FOUND, and
+/// the message names the moment asked for (not an entry number the caller
+/// never gave).
+#[tokio::test]
+async fn state_as_of_a_moment_before_the_subject_names_that_moment() {
+    let g = Gov::spawn().await;
+    let first = g.ok("dev", register("v1", "", "dev")).await;
+    let ask = |point: Point| {
+        let mut gov = g.gov.clone();
+        async move {
+            gov.get_subject_state(GetSubjectStateRequest {
+                subject: S.into(),
+                as_of: Some(AsOf { point: Some(point) }),
+            })
+            .await
+            .expect_err("the subject did not exist then")
+        }
+    };
+    let epoch = ask(Point::Time(prost_types::Timestamp {
+        seconds: 0,
+        nanos: 0,
+    }))
+    .await;
+    assert_eq!(epoch.code(), tonic::Code::NotFound);
+    assert!(
+        epoch
+            .message()
+            .contains("1970-01-01T00:00:00Z: the ledger had none then"),
+        "{}",
+        epoch.message()
+    );
+    let before = ask(Point::Sequence(first.sequence - 1)).await;
+    assert_eq!(before.code(), tonic::Code::NotFound);
+    assert!(
+        before
+            .message()
+            .contains(&format!("at or before entry {}", first.sequence - 1)),
+        "{}",
+        before.message()
+    );
+}
+
 /// After every step, the live state is captured; later "as of" answers for
 /// each step's sequence must equal what was live then — also across the
 /// snapshot interval (4,096 entries) and after a restart (which rebuilds

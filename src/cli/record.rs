@@ -244,6 +244,11 @@ pub struct RegisterArgs {
     /// and the digest is enough to prove which content a version was.
     #[arg(long)]
     store_content: bool,
+    /// Succeed without recording anything when the version is already
+    /// registered with the same content (a pipeline that runs again for an
+    /// unchanged prompt); the same label with other content is still refused.
+    #[arg(long)]
+    exists_ok: bool,
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
@@ -656,20 +661,83 @@ fn register(ctx: &Ctx, client: &ClientArgs, args: RegisterArgs) -> anyhow::Resul
         },
     }));
     let key = ctx.key(&args.write, &event)?;
-    let answer = online(client, |conn| append(conn, event, key))?;
+    let subject = args.subject.clone();
+    let label = version.clone();
+    let answer = online(client, |conn| async move {
+        match append(conn.clone(), event, key).await {
+            Err(refused) if args.exists_ok && is_already_registered(&refused) => {
+                match registered_sequence(&conn, &subject, &label, digest.as_bytes()).await {
+                    Ok(Some(sequence)) => Ok(Err(sequence)),
+                    // The same label with other content: refused, and said so.
+                    Ok(None) => Err(refused.context(format!(
+                        "--exists-ok: version {label} of {subject} is registered with other content"
+                    ))),
+                    Err(_) => Err(refused),
+                }
+            }
+            other => other.map(Ok),
+        }
+    })?;
     let digest = digest.to_hex().to_string();
-    answer.report(
-        ctx.out,
-        &[
-            ("version", json!(version)),
-            ("content_digest", json!(digest)),
-        ],
-        &format!(
-            "registered version {version} of {} (blake3 {digest})",
-            args.subject
-        ),
+    let human = format!(
+        "registered version {version} of {} (blake3 {digest})",
+        args.subject
     );
+    match answer {
+        Ok(answer) => answer.report(
+            ctx.out,
+            &[
+                ("version", json!(version)),
+                ("content_digest", json!(digest)),
+            ],
+            &human,
+        ),
+        Err(sequence) if ctx.out.json => ctx.out.line(&json!({
+            "sequence": sequence,
+            "subject": args.subject,
+            "kind": "version_registered",
+            "version": version,
+            "content_digest": digest,
+            "deduplicated": true,
+        })),
+        Err(sequence) => {
+            say!("already recorded as entry {sequence} ({human}; nothing new recorded)")
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ledger's answer to registering a label the subject already has.
+fn is_already_registered(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<tonic::Status>().is_some_and(|status| {
+            status.code() == tonic::Code::FailedPrecondition
+                && status.message().contains("is already registered")
+        })
+    })
+}
+
+/// The entry that registered `version` of `subject`, if its content digest
+/// is `digest`.
+async fn registered_sequence(
+    conn: &Connection,
+    subject: &str,
+    version: &str,
+    digest: &[u8],
+) -> anyhow::Result<Option<u64>> {
+    let state = conn
+        .governance()
+        .get_subject_state(govledger::proto::v1::GetSubjectStateRequest {
+            subject: subject.to_owned(),
+            as_of: None,
+        })
+        .await?
+        .into_inner();
+    Ok(state
+        .versions
+        .iter()
+        .find(|v| v.version == version && v.content_digest == digest)
+        .map(|v| v.created_sequence))
 }
 
 // ---- eval record / import ----------------------------------------------------

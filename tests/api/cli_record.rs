@@ -1490,3 +1490,46 @@ async fn promptfoo_import_options_for_large_red_team_runs() {
         e.metrics
     );
 }
+
+/// `version register --exists-ok`: a pipeline that runs again for an
+/// unchanged prompt succeeds without recording anything; the same label
+/// with other content is still refused.
+#[tokio::test]
+async fn version_register_exists_ok_accepts_only_the_same_content() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let same = write_file(dir.path(), "prompt.txt", "You are the triage assistant.");
+    let other = write_file(dir.path(), "other.txt", "You are someone else.");
+    let register = |file: &str, flags: &str| {
+        cmd("version register --subject cli/exists --kind prompt --version v1")
+            .words(flags)
+            .arg("--file")
+            .arg(file)
+    };
+    let first = one_json(&gl(&app, "ci", register(&same, "--output json")).await);
+    let head = app.get_head().await.sequence;
+
+    // Without the flag, a second registration is refused.
+    assert_code(&gl(&app, "ci", register(&same, "")).await, 4);
+    // With it: success, the original entry, nothing new.
+    let again = gl(&app, "ci", register(&same, "--exists-ok")).await;
+    assert_code(&again, 0);
+    assert!(
+        stdout(&again).contains(&format!("already recorded as entry {}", first["sequence"])),
+        "{}",
+        stdout(&again)
+    );
+    let again = one_json(&gl(&app, "ci", register(&same, "--exists-ok --output json")).await);
+    assert_eq!(again["deduplicated"], true);
+    assert_eq!(again["sequence"], first["sequence"]);
+    assert_eq!(again["content_digest"], first["content_digest"]);
+    // Other content under the same label: refused, and said why.
+    let clash = gl(&app, "ci", register(&other, "--exists-ok")).await;
+    assert_code(&clash, 4);
+    assert!(
+        stderr(&clash).contains("other content"),
+        "{}",
+        stderr(&clash)
+    );
+    assert_eq!(app.get_head().await.sequence, head);
+}

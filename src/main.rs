@@ -11,7 +11,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use cli::{EXIT_CODES_HELP, EXIT_DENIED_OR_DAMAGED, Output, UsageError};
+use cli::{EXIT_CODES_HELP, EXIT_DENIED_OR_DAMAGED, Output, UsageError, hex};
 use govledger::{
     Ledger, LedgerConfig, bench, connect::ClientArgs, ledger::rebuild_offline, server::ServeOptions,
 };
@@ -237,10 +237,6 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn rebuild(data_dir: PathBuf) -> anyhow::Result<ExitCode> {

@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use super::{EXIT_DENIED_OR_DAMAGED, Output, UsageError, access::grants_text, online};
+use super::{EXIT_DENIED_OR_DAMAGED, Output, UsageError, access::grants_text, hex, online};
 
 /// Entries per VerifyChain call when verifying against the server.
 pub const DEFAULT_VERIFY_CHUNK: u64 = 100_000;
@@ -1404,13 +1404,13 @@ macro_rules! enum_name {
 pub fn kind_name(kind: i32) -> String {
     enum_name!(EventKind, "EVENT_KIND_", kind)
 }
-fn severity_name(v: i32) -> String {
+pub(super) fn severity_name(v: i32) -> String {
     enum_name!(Severity, "SEVERITY_", v)
 }
 /// Kebab-case, unlike the other names here: it is how `incident open
 /// --category` takes a category and how the recording commands print one,
 /// so a category read from `log` or `state` can be passed back as it is.
-fn category_name(v: i32) -> String {
+pub(super) fn category_name(v: i32) -> String {
     enum_name!(IncidentCategory, "INCIDENT_CATEGORY_", v).replace('_', "-")
 }
 fn subject_kind_name(v: i32) -> String {
@@ -1493,10 +1493,6 @@ fn time_text(t: &Option<prost_types::Timestamp>) -> String {
 fn time_json(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .map_or(Value::Null, |t| Value::from(super::timestamp_text(t)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn short_hex(bytes: &[u8]) -> String {

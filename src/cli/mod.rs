@@ -60,6 +60,11 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// Lowercase hex, as digests and hashes are printed.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn timestamp_text(t: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))

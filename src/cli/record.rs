@@ -36,7 +36,7 @@ use govledger::{
         },
     },
     connect::{ClientArgs, Connection},
-    domain::{EventKind, IdempotencyKey},
+    domain::IdempotencyKey,
     governance::SYSTEM_ACTOR,
     proto::v1::{
         AppendBatchRequest, AppendRequest, ApprovalRecorded, BatchItem, CheckGateRequest, Decision,
@@ -50,7 +50,11 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{EXIT_REJECTED, Output, UsageError, online, say, timestamp_text};
+use super::{
+    EXIT_REJECTED, Output, UsageError,
+    audit::{category_name, kind_name, severity_name},
+    hex, online, say, timestamp_text,
+};
 
 /// The rule of `--metric`, quoted in its errors.
 const METRIC_RULE: &str = "expected NAME=VALUE>=THRESHOLD (higher is better) or NAME=VALUE<=THRESHOLD (lower is better), e.g. accuracy=0.92>=0.85 or toxicity=0.01<=0.05";
@@ -1230,8 +1234,8 @@ fn incident_list(
             i.subject,
             dash(&i.version),
             dash(&i.environment),
-            severity_name(i.severity()),
-            category_name(i.category()),
+            severity_name(i.severity),
+            category_name(i.category),
             if i.open { "open" } else { "resolved" },
             i.opened_sequence,
             one_line(&i.description, 60)
@@ -1246,8 +1250,8 @@ fn incident_json(i: &Incident) -> Value {
         "subject": i.subject,
         "version": i.version,
         "environment": i.environment,
-        "severity": severity_name(i.severity()),
-        "category": category_name(i.category()),
+        "severity": severity_name(i.severity),
+        "category": category_name(i.category),
         "description": i.description,
         "related_sequence": i.related_sequence,
         "open": i.open,
@@ -1259,28 +1263,6 @@ fn incident_json(i: &Incident) -> Value {
         "resolution": i.resolution,
         "fixing_version": i.fixing_version,
     })
-}
-
-fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Unspecified => "none",
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
-}
-
-fn category_name(category: IncidentCategory) -> &'static str {
-    match category {
-        IncidentCategory::Unspecified => "-",
-        IncidentCategory::Hallucination => "hallucination",
-        IncidentCategory::Toxicity => "toxicity",
-        IncidentCategory::PolicyViolation => "policy-violation",
-        IncidentCategory::PiiLeak => "pii-leak",
-        IncidentCategory::Drift => "drift",
-        IncidentCategory::Other => "other",
-    }
 }
 
 fn dash(value: &str) -> &str {
@@ -1480,7 +1462,7 @@ impl PolicyFile {
             allow_self_approval: policy.allow_self_approval,
             deployer_not_sole_approver: policy.deployer_not_sole_approver,
             block_on_open_incident_severity: (severity != Severity::Unspecified)
-                .then(|| severity_name(severity).to_owned()),
+                .then(|| severity_name(severity as i32)),
             max_eval_score_drop: policy.max_eval_score_drop,
             max_negative_feedback_rate_rise: policy.max_negative_feedback_rate_rise,
             baseline_negative_feedback_rate: policy.baseline_negative_feedback_rate,
@@ -1689,20 +1671,12 @@ impl Appended {
     }
 }
 
-fn kind_name(entry: &Entry) -> &'static str {
-    entry
-        .event
-        .as_ref()
-        .and_then(|e| e.kind.as_ref())
-        .map_or("unknown", |k| EventKind::of(k).field_name())
-}
-
 fn entry_json(entry: &Entry) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("sequence".into(), json!(entry.sequence));
     map.insert("hash".into(), json!(hex(&entry.hash)));
     map.insert("subject".into(), json!(entry.subject));
-    map.insert("kind".into(), json!(kind_name(entry)));
+    map.insert("kind".into(), json!(kind_name(entry.kind)));
     map.insert("actor".into(), json!(entry.actor));
     map.insert("idempotency_key".into(), json!(entry.idempotency_key));
     map.insert(
@@ -1711,8 +1685,8 @@ fn entry_json(entry: &Entry) -> Map<String, Value> {
     );
     if let Some(Kind::IncidentOpened(i)) = entry.event.as_ref().and_then(|e| e.kind.as_ref()) {
         map.insert("incident_id".into(), json!(i.incident_id));
-        map.insert("severity".into(), json!(severity_name(i.severity())));
-        map.insert("category".into(), json!(category_name(i.category())));
+        map.insert("severity".into(), json!(severity_name(i.severity)));
+        map.insert("category".into(), json!(category_name(i.category)));
         map.insert("description".into(), json!(i.description));
     }
     map
@@ -1725,20 +1699,16 @@ fn derived_text(entry: &Entry) -> String {
             "the ledger opened incident {} as entry {} ({}, {}): {}",
             i.incident_id,
             entry.sequence,
-            severity_name(i.severity()),
-            category_name(i.category()),
+            severity_name(i.severity),
+            category_name(i.category),
             i.description
         ),
         _ => format!(
             "the ledger derived entry {} ({})",
             entry.sequence,
-            kind_name(entry)
+            kind_name(entry.kind)
         ),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A file's bytes, or standard input for "-".
